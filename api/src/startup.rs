@@ -1,0 +1,141 @@
+//! Building the app from its settings and running it.
+//!
+//! `App::build` binds the listener first (port 0 picks a free one, which tests use)
+//! and connects lazily, so a server whose database is down still starts, answers
+//! `/health`, and says on `/ready` what is missing instead of crash-looping.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::Request;
+use axum::routing::get;
+use rdkafka::ClientConfig;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::readiness::Dependencies;
+use crate::routes;
+use crate::settings::{DatabaseSettings, KafkaSettings, Settings};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub dependencies: Dependencies,
+}
+
+/// A built, bound, not yet running server.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let address = SocketAddr::new(settings.application.host, settings.application.port);
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        let db = connect_lazy(&settings.database);
+        let redis = redis::Client::open(settings.redis.url.expose_secret())
+            .context("cannot use redis.url")?;
+        let kafka = Arc::new(kafka_admin(&settings.kafka)?);
+        let state = AppState {
+            dependencies: Dependencies {
+                db,
+                redis,
+                kafka,
+                timeout: settings.readiness.timeout,
+            },
+        };
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(http.address = %self.listener.local_addr()?, "serving");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(routes::health))
+        .route("/ready", get(routes::ready))
+        .with_state(state)
+        .layer(
+            // The path only: query strings may carry tokens.
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                tracing::info_span!(
+                    "http.request",
+                    http.method = %request.method(),
+                    http.path = request.uri().path(),
+                )
+            }),
+        )
+}
+
+/// A pool that connects on first use, so start-up does not wait for the database.
+pub fn connect_lazy(settings: &DatabaseSettings) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_lazy_with(settings.connect_options())
+}
+
+fn kafka_admin(settings: &KafkaSettings) -> anyhow::Result<AdminClient<DefaultClientContext>> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &settings.brokers)
+        .set("client.id", &settings.client_id)
+        // A broker that is down is reported by /ready; no need to log every retry.
+        .set("log.connection.close", "false")
+        .create()
+        .context("cannot configure the Kafka client")
+}
+
+/// Completes on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

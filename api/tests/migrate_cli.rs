@@ -1,0 +1,105 @@
+//! `coinfold migrate`, run as the real binary against the real PostgreSQL.
+
+use std::process::Command;
+
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+/// `DATABASE_URL` with its database name replaced.
+fn url_with_database(url: &str, database: &str) -> String {
+    let (without_query, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let base = without_query
+        .rsplit_once('/')
+        .map(|(server, _)| server)
+        .unwrap_or(without_query);
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+fn migrate(database_url: &str) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_coinfold"))
+        .arg("migrate")
+        .arg("--config-dir")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config"))
+        .env("DATABASE_URL", database_url)
+        .output()
+        .expect("the coinfold binary runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn migrate_creates_the_database_then_changes_nothing_the_second_time() {
+    let server_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (run deploy/local/up.sh)");
+    let database = format!("coinfold_migrate_{}", uuid::Uuid::new_v4().simple());
+    let url = url_with_database(&server_url, &database);
+
+    let (ok, first) = migrate(&url);
+    assert!(ok, "first run failed:\n{first}");
+    assert!(
+        first.contains(&format!("created database {database}")),
+        "{first}"
+    );
+    assert!(
+        first.contains("3 migration(s) applied now, 3 in all"),
+        "{first}"
+    );
+
+    let (ok, second) = migrate(&url);
+    assert!(ok, "second run failed:\n{second}");
+    assert!(!second.contains("created database"), "{second}");
+    assert!(
+        second.contains("0 migration(s) applied now, 3 in all"),
+        "{second}"
+    );
+
+    let mut connection = PgConnection::connect(&url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations' ORDER BY 1",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables,
+        [
+            "events",
+            "idempotency_keys",
+            "outbox",
+            "projection_checkpoints",
+            "snapshots"
+        ]
+    );
+    connection.close().await.unwrap();
+
+    let mut admin = PgConnection::connect(&server_url).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE \"{database}\""))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+#[test]
+fn migrate_without_a_database_url_says_how_to_get_one() {
+    let output = Command::new(env!("CARGO_BIN_EXE_coinfold"))
+        .arg("migrate")
+        .arg("--config-dir")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config"))
+        .env_remove("DATABASE_URL")
+        .env_remove("COINFOLD_DATABASE__URL")
+        .output()
+        .expect("the coinfold binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("export DATABASE_URL"), "{stderr}");
+}
