@@ -35,15 +35,19 @@ ensure_postgres() {
     else
         is_loopback "$PG_HOST" || die "PostgreSQL at $PG_HOST:$PG_PORT does not answer, and it is not local: start it yourself"
         ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || apt_install postgresql
-        local version
+        local version status
         version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
         if ! pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -qx "$version main"; then
             say "creating PostgreSQL $version cluster main (port $PG_PORT, loopback only)"
             as_root pg_createcluster "$version" main --port "$PG_PORT" -- --auth-local=peer --auth-host=scram-sha-256 >/dev/null
         fi
-        say "starting PostgreSQL $version/main"
-        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
-        echo "$version main" > "$RUN/postgres.started"
+        # The package's own scripts may have started it meanwhile.
+        status=$(pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $4}')
+        if [ "$status" != online ]; then
+            say "starting PostgreSQL $version/main"
+            as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+            echo "$version main" > "$RUN/postgres.started"
+        fi
         wait_until 60 "PostgreSQL is up" postgres_answers || die "PostgreSQL did not come up; see /var/log/postgresql/"
     fi
     if postgres_accepts_us; then

@@ -24,9 +24,9 @@
 //! `<= last` are final, and `last` becomes the safe high-water mark. Positions of
 //! rolled-back transactions are simply never there.
 //!
-//! Why not the snapshot's `xmax` instead of a fence: `xmax` is "latest *completed* id
-//! + 1", and a writer holding a larger id may still be in flight below it. The
-//! concurrency test caught exactly that.
+//! Why not the snapshot's `xmax` instead of a fence: PostgreSQL computes `xmax` as one
+//! past the latest *completed* id, and a writer holding a larger id may still be in
+//! flight. The concurrency test caught exactly that.
 //!
 //! Writers take no lock beyond `nextval`. The reader keeps the marks it has taken and
 //! retires them as `xmin` passes them, so under continuous writes it trails by one

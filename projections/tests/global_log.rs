@@ -253,7 +253,10 @@ async fn the_reader_sees_every_event_once_in_order_under_concurrent_writers(
         );
         // Once every writer is done, collect what they committed (a writer's panic
         // surfaces here).
-        if writers.as_ref().is_some_and(|w| w.iter().all(|w| w.is_finished())) {
+        if writers
+            .as_ref()
+            .is_some_and(|w| w.iter().all(|w| w.is_finished()))
+        {
             for writer in writers.take().unwrap() {
                 let (committed, dropped) = writer.await.unwrap();
                 transactions.extend(committed);
