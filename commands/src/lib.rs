@@ -11,7 +11,16 @@
 //!   keys, projection checkpoints, the `read` schema); `coinfold migrate` and the tests
 //!   run it.
 //!
-//! The cqrs-es framework over postgres-es, event metadata, the outbox writer, command
-//! services and time travel arrive with the write-side work (issue 3).
+//! - [`event_store`]: cqrs-es's repository over those tables. One transaction stores
+//!   a command's events (each with a UUIDv7 id, actor, correlation and causation ids,
+//!   `recorded_at`, and `effective_at` for trades), their outbox rows, the idempotency
+//!   key and any snapshot.
+//! - [`service`]: [`service::CommandService::execute`] runs a command with its
+//!   idempotency key and bounded retries on optimistic-concurrency conflicts.
+//!
+//! Still to come (issue 3): password hashing and API keys, unique usernames and
+//! e-mails, `history` and `load_as_of`, upcasting, the User and Alert services.
 
+pub mod event_store;
+pub mod service;
 pub mod store;

@@ -1,0 +1,368 @@
+//! The event store: cqrs-es's `PersistedEventRepository` over the foundation's tables.
+//!
+//! postgres-es writes events alone; this repository writes, in **one transaction**:
+//! - the events, each with its metadata completed here: a UUIDv7 `event_id` per event,
+//!   `recorded_at` (UTC), `effective_at` (the `executed_at` the event states, for
+//!   trades), plus what the command brought (`actor`, `correlation_id`,
+//!   `causation_id`, `command`, `idempotency_key`);
+//! - one outbox row per event, for the relay to publish to `coinfold.domain-events`,
+//!   keyed by aggregate id;
+//! - the idempotency key's row, when the command carried one;
+//! - the snapshot, when cqrs-es asks for one.
+//!
+//! A second writer of the same aggregate version fails on the events' primary key,
+//! which becomes `OptimisticLockError` (cqrs-es's `AggregateConflict`); a second use
+//! of the same idempotency key fails on that table's key, which the command service
+//! turns into "answer the first result".
+
+use std::collections::HashMap;
+
+use cqrs_es::Aggregate;
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
+use serde_json::{Map, Value, json};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+/// The topic outbox rows are published to.
+pub const DOMAIN_EVENTS_TOPIC: &str = "coinfold.domain-events";
+
+/// Metadata keys a command passes to the repository that are not stored as such.
+pub(crate) const IDEMPOTENCY_HASH: &str = "idempotency_request_hash";
+pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency_key";
+pub(crate) const ACTOR: &str = "actor";
+pub(crate) const COMMAND: &str = "command";
+
+#[derive(Debug, thiserror::Error)]
+#[error("idempotency key already used by a concurrent command")]
+pub struct IdempotencyKeyTaken;
+
+#[derive(Debug, Clone)]
+pub struct PgEventRepository {
+    pool: PgPool,
+    topic: String,
+}
+
+impl PgEventRepository {
+    /// `topic_prefix` is put in front of the outbox topic (tests use their own).
+    pub fn new(pool: PgPool, topic_prefix: &str) -> Self {
+        Self {
+            pool,
+            topic: format!("{topic_prefix}{DOMAIN_EVENTS_TOPIC}"),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn select_events(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after_sequence: i64,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let rows = sqlx::query(
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata \
+             FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 \
+             ORDER BY sequence",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(after_sequence)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(connection)?;
+        rows.iter().map(serialized_event).collect()
+    }
+
+    async fn insert_all(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        events: &[SerializedEvent],
+    ) -> Result<(), PersistenceError> {
+        let recorded_at = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .map_err(unknown)?;
+        for event in events {
+            let event_id = Uuid::now_v7();
+            let metadata = stored_metadata(event, event_id, &recorded_at);
+            let sequence = i64::try_from(event.sequence).map_err(unknown)?;
+            let position: i64 = sqlx::query_scalar(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING global_position",
+            )
+            .bind(&event.aggregate_type)
+            .bind(&event.aggregate_id)
+            .bind(sequence)
+            .bind(&event.event_type)
+            .bind(&event.event_version)
+            .bind(&event.payload)
+            .bind(&metadata)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(conflict_or_connection)?;
+
+            let message = json!({
+                "schema": 1,
+                "event_id": event_id,
+                "global_position": position,
+                "aggregate_type": event.aggregate_type,
+                "aggregate_id": event.aggregate_id,
+                "sequence": sequence,
+                "event_type": event.event_type,
+                "event_version": event.event_version,
+                "payload": event.payload,
+                "metadata": metadata,
+            });
+            sqlx::query(
+                "INSERT INTO outbox (event_id, topic, message_key, payload, headers) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(event_id)
+            .bind(&self.topic)
+            .bind(&event.aggregate_id)
+            .bind(&message)
+            .bind(json!({ "event_id": event_id, "event_type": event.event_type }))
+            .execute(&mut **tx)
+            .await
+            .map_err(connection)?;
+        }
+        Ok(())
+    }
+
+    async fn insert_idempotency_key(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        events: &[SerializedEvent],
+    ) -> Result<(), PersistenceError> {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Ok(());
+        };
+        let metadata = &first.metadata;
+        let (Some(key), Some(hash)) = (
+            metadata.get(IDEMPOTENCY_KEY).and_then(Value::as_str),
+            metadata.get(IDEMPOTENCY_HASH).and_then(Value::as_str),
+        ) else {
+            return Ok(());
+        };
+        let scope = metadata.get(ACTOR).and_then(Value::as_str).unwrap_or("");
+        let command = metadata.get(COMMAND).and_then(Value::as_str).unwrap_or("");
+        let response = json!({
+            "aggregate_id": first.aggregate_id,
+            "first_sequence": first.sequence,
+            "version": last.sequence,
+            "events": events.len(),
+        });
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, command, request_hash, aggregate_type, aggregate_id, response) \
+             VALUES ($1, $2, $3, decode($4, 'hex'), $5, $6, $7) ON CONFLICT (scope, key) DO NOTHING",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(command)
+        .bind(hash)
+        .bind(&first.aggregate_type)
+        .bind(&first.aggregate_id)
+        .bind(&response)
+        .execute(&mut **tx)
+        .await
+        .map_err(connection)?;
+        if inserted.rows_affected() == 0 {
+            return Err(PersistenceError::UnknownError(Box::new(
+                IdempotencyKeyTaken,
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl PersistedEventRepository for PgEventRepository {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.select_events(A::TYPE, aggregate_id, 0).await
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let after = i64::try_from(last_sequence).map_err(unknown)?;
+        self.select_events(A::TYPE, aggregate_id, after).await
+    }
+
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        let row = sqlx::query(
+            "SELECT aggregate_id, last_sequence, current_snapshot, payload FROM snapshots \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 \
+             ORDER BY last_sequence DESC LIMIT 1",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(connection)?;
+        row.map(|row| {
+            Ok(SerializedSnapshot {
+                aggregate_id: row.try_get("aggregate_id").map_err(deserialization)?,
+                aggregate: row.try_get("payload").map_err(deserialization)?,
+                current_sequence: to_usize(row.try_get("last_sequence").map_err(deserialization)?)?,
+                current_snapshot: to_usize(
+                    row.try_get("current_snapshot").map_err(deserialization)?,
+                )?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        let mut tx = self.pool.begin().await.map_err(connection)?;
+        self.insert_all(&mut tx, events).await?;
+        self.insert_idempotency_key(&mut tx, events).await?;
+        if let Some((aggregate_id, payload, snapshot)) = snapshot_update {
+            let last_sequence = events.last().map_or(0, |e| e.sequence);
+            // Snapshots are history too: `load_as_of` starts from the nearest one.
+            sqlx::query(
+                "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(A::TYPE)
+            .bind(&aggregate_id)
+            .bind(i64::try_from(last_sequence).map_err(unknown)?)
+            .bind(i64::try_from(snapshot).map_err(unknown)?)
+            .bind(&payload)
+            .execute(&mut *tx)
+            .await
+            .map_err(connection)?;
+        }
+        tx.commit().await.map_err(conflict_or_connection)?;
+        Ok(())
+    }
+
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        let events = self.select_events(A::TYPE, aggregate_id, 0).await?;
+        Ok(replay(events))
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        let rows = sqlx::query(
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata \
+             FROM events WHERE aggregate_type = $1 ORDER BY global_position",
+        )
+        .bind(A::TYPE)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(connection)?;
+        let events = rows
+            .iter()
+            .map(serialized_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(replay(events))
+    }
+}
+
+fn replay(events: Vec<SerializedEvent>) -> ReplayStream {
+    let (mut feed, stream) = ReplayStream::new(events.len().max(1));
+    tokio::spawn(async move {
+        for event in events {
+            if feed.push(Ok(event)).await.is_err() {
+                break;
+            }
+        }
+    });
+    stream
+}
+
+/// The metadata stored with an event: what the command brought, minus the request
+/// hash, plus the event's own id and times.
+fn stored_metadata(event: &SerializedEvent, event_id: Uuid, recorded_at: &str) -> Value {
+    let mut metadata = match &event.metadata {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    metadata.remove(IDEMPOTENCY_HASH);
+    metadata.insert("event_id".into(), json!(event_id));
+    metadata.insert("recorded_at".into(), json!(recorded_at));
+    if let Some(effective_at) = find_executed_at(&event.payload, 4) {
+        metadata.insert("effective_at".into(), effective_at.clone());
+    }
+    Value::Object(metadata)
+}
+
+/// The first `executed_at` in the payload, searched a few levels deep: trades and
+/// transfers state when they happened, and that is the event's effective time.
+fn find_executed_at(value: &Value, depth: usize) -> Option<&Value> {
+    let Value::Object(map) = value else {
+        return None;
+    };
+    if let Some(found) = map.get("executed_at").filter(|v| v.is_string()) {
+        return Some(found);
+    }
+    if depth == 0 {
+        return None;
+    }
+    map.values().find_map(|v| find_executed_at(v, depth - 1))
+}
+
+fn serialized_event(row: &PgRow) -> Result<SerializedEvent, PersistenceError> {
+    Ok(SerializedEvent {
+        aggregate_id: row.try_get("aggregate_id").map_err(deserialization)?,
+        sequence: to_usize(row.try_get("sequence").map_err(deserialization)?)?,
+        aggregate_type: row.try_get("aggregate_type").map_err(deserialization)?,
+        event_type: row.try_get("event_type").map_err(deserialization)?,
+        event_version: row.try_get("event_version").map_err(deserialization)?,
+        payload: row.try_get("payload").map_err(deserialization)?,
+        metadata: row.try_get("metadata").map_err(deserialization)?,
+    })
+}
+
+fn to_usize(value: i64) -> Result<usize, PersistenceError> {
+    usize::try_from(value).map_err(deserialization)
+}
+
+fn connection(error: sqlx::Error) -> PersistenceError {
+    PersistenceError::ConnectionError(Box::new(error))
+}
+
+fn deserialization(error: impl std::error::Error + Send + Sync + 'static) -> PersistenceError {
+    PersistenceError::DeserializationError(Box::new(error))
+}
+
+fn unknown(error: impl std::error::Error + Send + Sync + 'static) -> PersistenceError {
+    PersistenceError::UnknownError(Box::new(error))
+}
+
+/// A unique violation on the events' key means another command wrote this version
+/// first: an optimistic-concurrency conflict.
+fn conflict_or_connection(error: sqlx::Error) -> PersistenceError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            PersistenceError::OptimisticLockError
+        }
+        _ => connection(error),
+    }
+}
+
+/// Metadata as cqrs-es wants it (strings), from the command's context.
+pub(crate) fn metadata_map(entries: &[(&str, Option<String>)]) -> HashMap<String, String> {
+    entries
+        .iter()
+        .filter_map(|(k, v)| v.clone().map(|v| ((*k).to_owned(), v)))
+        .collect()
+}
