@@ -85,7 +85,12 @@ impl PgEventRepository {
         tx: &mut Transaction<'_, Postgres>,
         events: &[SerializedEvent],
     ) -> Result<(), PersistenceError> {
-        let recorded_at = OffsetDateTime::now_utc()
+        // Microseconds, what PostgreSQL's timestamptz holds: a time read back and
+        // compared in SQL (load_as_of by recorded time) must equal the one written.
+        let now = OffsetDateTime::now_utc();
+        let recorded_at = now
+            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .map_err(unknown)?
             .format(&Rfc3339)
             .map_err(unknown)?;
         for event in events {

@@ -18,9 +18,15 @@
 //! - [`service`]: [`service::CommandService::execute`] runs a command with its
 //!   idempotency key and bounded retries on optimistic-concurrency conflicts.
 //!
+//! - [`history`]: an aggregate's events with their metadata, and `load_as_of` a
+//!   version, a recorded time or an effective time, from the nearest snapshot.
+//! - [`upcasting`]: stored events of older shapes brought to the current one on load.
+//!
 //! Still to come (issue 3): password hashing and API keys, unique usernames and
-//! e-mails, `history` and `load_as_of`, upcasting, the User and Alert services.
+//! e-mails, the User and Alert services.
 
 pub mod event_store;
+pub mod history;
 pub mod service;
 pub mod store;
+pub mod upcasting;

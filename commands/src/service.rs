@@ -8,7 +8,8 @@
 //! - **Idempotency**: with a key, a command already stored under `(actor, key)` is not
 //!   run again; the first outcome is returned (`replayed: true`). The same key with a
 //!   different command is refused. Two concurrent calls with one key race on the key's
-//!   row: the loser answers with the winner's outcome.
+//!   row: the loser answers with the winner's outcome, whether it lost on the key's
+//!   row, on the aggregate's version, or to a refusal of the repeated command.
 //! - **Conflicts**: two commands on one aggregate version collide on the events' key.
 //!   Without an expected version, the command is decided again on fresh state, up to
 //!   `max_attempts` times; with one (the client decided on what it saw), or when the
@@ -140,7 +141,8 @@ where
                 PersistedEventStore::new_snapshot_store(repo.clone(), every)
             }
             _ => PersistedEventStore::new_event_store(repo.clone()),
-        };
+        }
+        .with_upcasters(crate::upcasting::upcasters_for(A::TYPE));
         Self {
             store,
             repo,
@@ -200,10 +202,17 @@ where
             let version = loaded.current_sequence;
             let mut working = loaded.aggregate.clone();
             let sink = cqrs_es::event_sink::EventSink::<A>::default();
-            working
-                .handle(command.clone(), &self.services, &sink)
-                .await
-                .map_err(CommandError::Rejected)?;
+            if let Err(refusal) = working.handle(command.clone(), &self.services, &sink).await {
+                // A concurrent call with the same key may have committed between our
+                // look-up and our load: the aggregate then refuses the repeat (e.g. a
+                // duplicate trade id), but the key's first outcome is the answer.
+                if let (Some(key), Some(hash)) = (&key, &hash)
+                    && let Some(outcome) = self.stored_outcome(&context.actor, key, hash).await?
+                {
+                    return Ok(outcome);
+                }
+                return Err(CommandError::Rejected(refusal));
+            }
             let events = sink.collect().await;
             if events.is_empty() {
                 return Ok(CommandOutcome {

@@ -188,7 +188,13 @@ impl cqrs_es::DomainEvent for PortfolioEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_owned()
+        match self {
+            // Version 1 was stored before fees were recorded; it is upcast on load
+            // (coinfold-commands' `upcasting` module).
+            Self::TradeRecorded { .. } => "2",
+            _ => "1",
+        }
+        .to_owned()
     }
 }
 
@@ -237,7 +243,15 @@ pub enum Record {
 }
 
 impl Entry {
-    fn id(&self) -> Uuid {
+    pub fn executed_at(&self) -> OffsetDateTime {
+        match &self.record {
+            Record::Trade(t) => t.executed_at,
+            Record::TransferIn(t) => t.executed_at,
+            Record::TransferOut(t) => t.executed_at,
+        }
+    }
+
+    pub fn id(&self) -> Uuid {
         match &self.record {
             Record::Trade(t) => t.trade_id,
             Record::TransferIn(t) => t.transfer_id,
@@ -330,6 +344,21 @@ impl Portfolio {
             Some(state) => Ok(derive_ledger(&state.entries)?.lots),
             None => Ok(BTreeMap::new()),
         }
+    }
+
+    /// The portfolio as it stood at effective time `at`, as far as we know now: the
+    /// entries executed up to `at` (corrections and voids recorded later included),
+    /// with their disposals. Exact, because a disposal depends only on the entries
+    /// before it in effective order.
+    pub fn effective_as_of(&self, at: OffsetDateTime) -> Self {
+        let Some(state) = &self.state else {
+            return self.clone();
+        };
+        let mut state = state.clone();
+        state.entries.retain(|e| e.executed_at() <= at);
+        let kept: std::collections::BTreeSet<Uuid> = state.entries.iter().map(Entry::id).collect();
+        state.disposals.retain(|id, _| kept.contains(id));
+        Self { state: Some(state) }
     }
 
     pub fn decide(&self, command: PortfolioCommand) -> Result<Vec<PortfolioEvent>, PortfolioError> {

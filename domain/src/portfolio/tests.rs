@@ -577,6 +577,33 @@ fn times_are_stored_in_utc() {
     assert_eq!(trade.executed_at, at(0));
 }
 
+#[test]
+fn effective_time_travel_keeps_what_was_executed_by_then() {
+    let mut p = given(vec![created()]);
+    recorded(&mut p, buy(1, dec!(2), dec!(100), 10));
+    recorded(&mut p, sell(2, dec!(1), dec!(150), 20));
+    recorded(&mut p, buy(3, dec!(1), dec!(300), 30));
+    // Recorded last, executed first: known now, so it counts at 0:15.
+    recorded(&mut p, buy(4, dec!(1), dec!(10), 5));
+
+    let at_15 = p.effective_as_of(at(15));
+    let held: Decimal = at_15
+        .holdings()
+        .unwrap()
+        .values()
+        .flatten()
+        .map(|l| l.quantity)
+        .sum();
+    assert_eq!(held, dec!(3));
+    assert!(at_15.state().unwrap().disposals.is_empty());
+
+    let at_25 = p.effective_as_of(at(25));
+    let (realized, left) = totals(&at_25);
+    // FIFO: the sell at 0:20 took the 0:05 lot at 10.
+    assert_eq!((realized, left), (dec!(140), dec!(200)));
+    assert_eq!(p.effective_as_of(at(99)), p);
+}
+
 // ------------------------------------------------------ hand-worked cost-basis cases
 
 /// Realized gain in all, and the cost of what is left.
