@@ -1,6 +1,6 @@
 //! The `coinfold` command line. Each subcommand is here only once it works; see
 //! `docs/ARCHITECTURE.md` for the ones still planned (project, ingest, relay, all,
-//! projections, history, import, demo).
+//! projections, import, demo).
 
 use std::path::PathBuf;
 
@@ -10,6 +10,12 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres};
 
+use coinfold_commands::history::AsOf;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::history_view;
 use crate::settings::Settings;
 use crate::startup::{App, shutdown_signal};
 use crate::telemetry;
@@ -41,6 +47,33 @@ pub enum Command {
     Migrate,
     /// Serve the HTTP API (/health, /ready).
     Serve,
+    /// Print a portfolio's events with their metadata; with --as-of, --effective-at or
+    /// --version, also its state at that point.
+    History {
+        /// The portfolio's id.
+        portfolio: Uuid,
+        /// The state as recorded by this time (RFC 3339, e.g. 2026-01-31T00:00:00Z).
+        #[arg(long, value_parser = parse_time, conflicts_with_all = ["effective_at", "version"])]
+        as_of: Option<OffsetDateTime>,
+        /// The state at this effective time, as known now (RFC 3339).
+        #[arg(long, value_parser = parse_time, conflicts_with = "version")]
+        effective_at: Option<OffsetDateTime>,
+        /// The state after this event.
+        #[arg(long)]
+        version: Option<usize>,
+        /// Print the events after this one.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// Print at most this many events (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map(|t| t.to_offset(time::UtcOffset::UTC))
+        .map_err(|e| format!("{e} (expected RFC 3339, e.g. 2026-01-31T00:00:00Z)"))
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -50,6 +83,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             telemetry::init("warn", std::io::stderr);
             migrate(&settings).await
+        }
+        Command::History {
+            portfolio,
+            as_of,
+            effective_at,
+            version,
+            after,
+            limit,
+        } => {
+            telemetry::init("warn", std::io::stderr);
+            let pool = PgPoolOptions::new()
+                .max_connections(2)
+                .connect_with(settings.database.connect_options())
+                .await
+                .context("cannot connect to PostgreSQL at DATABASE_URL")?;
+            let as_of = match (as_of, effective_at, version) {
+                (Some(t), _, _) => Some(AsOf::RecordedAt(t)),
+                (_, Some(t), _) => Some(AsOf::EffectiveAt(t)),
+                (_, _, Some(v)) => Some(AsOf::Version(v)),
+                _ => None,
+            };
+            print!(
+                "{}",
+                history_view::render(&pool, portfolio, as_of, after, limit).await?
+            );
+            Ok(())
         }
         Command::Serve => {
             telemetry::init("info,coinfold=info", std::io::stdout);

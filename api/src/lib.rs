@@ -6,7 +6,8 @@
 //! A tour:
 //!
 //! - [`cli`]: the subcommands. Today `migrate` (create the database if needed, apply
-//!   migrations; idempotent) and `serve`.
+//!   migrations; idempotent), `serve`, and `history PORTFOLIO [--as-of T]`, whose
+//!   text is made by [`history_view`].
 //! - [`settings`]: one validated [`settings::Settings`] from `deploy/config/base.toml`
 //!   and `COINFOLD_…` / `DATABASE_URL` / `REDIS_URL` / `KAFKA_BROKERS` variables;
 //!   secrets stay `SecretString`.
@@ -20,6 +21,7 @@
 //! `all`, `demo`) arrive with issues 3 to 7.
 
 pub mod cli;
+pub mod history_view;
 pub mod readiness;
 pub mod routes;
 pub mod settings;

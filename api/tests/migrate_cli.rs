@@ -1,31 +1,19 @@
 //! `coinfold migrate`, run as the real binary against the real PostgreSQL.
 
+mod common;
+
 use std::process::Command;
+
+use common::url_with_database;
 
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
-
-/// `DATABASE_URL` with its database name replaced.
-fn url_with_database(url: &str, database: &str) -> String {
-    let (without_query, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let base = without_query
-        .rsplit_once('/')
-        .map(|(server, _)| server)
-        .unwrap_or(without_query);
-    match query {
-        Some(query) => format!("{base}/{database}?{query}"),
-        None => format!("{base}/{database}"),
-    }
-}
 
 fn migrate(database_url: &str) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_coinfold"))
         .arg("migrate")
         .arg("--config-dir")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config"))
+        .arg(common::CONFIG_DIR)
         .env("DATABASE_URL", database_url)
         .output()
         .expect("the coinfold binary runs");

@@ -78,7 +78,7 @@ validated_serde!(CoinSymbol, String, CoinSymbol::parse);
 
 impl fmt::Display for CoinSymbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -108,7 +108,7 @@ validated_serde!(CoinId, String, CoinId::parse);
 
 impl fmt::Display for CoinId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -142,7 +142,7 @@ validated_serde!(QuoteCurrency, String, QuoteCurrency::parse);
 
 impl fmt::Display for QuoteCurrency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

@@ -151,18 +151,18 @@ pub fn derive<'a>(
                 coin: movement.coin.clone(),
                 acquired_at: movement.executed_at,
                 quantity: movement.quantity,
-                cost: *cost,
+                cost: cost.normalize(),
             }),
             MovementKind::Dispose { method, gross, fee } => {
                 let consumed = consume(lots, movement, *method)?;
-                let cost_basis = sum(consumed.iter().map(|c| c.cost))?;
+                let cost_basis = sum(consumed.iter().map(|c| c.cost))?.normalize();
                 let (proceeds, realized_gain) = match gross {
                     Some(gross) => {
                         let proceeds = gross.checked_sub(*fee).ok_or(AccountingError::Overflow)?;
                         let gain = proceeds
                             .checked_sub(cost_basis)
                             .ok_or(AccountingError::Overflow)?;
-                        (proceeds, Some(gain))
+                        (proceeds.normalize(), Some(gain.normalize()))
                     }
                     None => (Decimal::ZERO, None),
                 };
@@ -213,7 +213,9 @@ fn share(
             .and_then(|fraction| value.checked_mul(fraction))
             .ok_or(AccountingError::Overflow)?,
     };
-    Ok(result.round_dp_with_strategy(MAX_SCALE, rounding))
+    Ok(result
+        .round_dp_with_strategy(MAX_SCALE, rounding)
+        .normalize())
 }
 
 /// Takes `movement.quantity` from `lots` by `method`, returning what each lot gave.
@@ -270,8 +272,8 @@ fn consume(
             lot.quantity,
             RoundingStrategy::MidpointNearestEven,
         )?;
-        lot.quantity -= quantity;
-        lot.cost -= cost;
+        lot.quantity = (lot.quantity - quantity).normalize();
+        lot.cost = (lot.cost - cost).normalize();
         consumed.push(LotConsumed {
             lot_id: lot.lot_id,
             quantity,
