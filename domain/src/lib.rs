@@ -17,9 +17,12 @@
 //!   transfer's disposal from the ledger (corrections, voids and backdated entries
 //!   re-derive what follows them).
 //!
-//! The User and Alert aggregates and the indicator maths are still to come (issues 3
-//! and 5). This crate may depend only on serde, thiserror, uuid, time, rust_decimal and
+//! - [`user`]: the User aggregate: identity, credentials as hashes only, profile,
+//!   preferences, API keys and watchlist.
+//!
+//! The Alert aggregate and the indicator maths are still to come (issues 3 and 5). This crate may depend only on serde, thiserror, uuid, time, rust_decimal and
 //! cqrs-es.
 
 pub mod portfolio;
+pub mod user;
 pub mod values;
