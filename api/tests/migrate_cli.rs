@@ -38,7 +38,7 @@ async fn migrate_creates_the_database_then_changes_nothing_the_second_time() {
         "{first}"
     );
     assert!(
-        first.contains("3 migration(s) applied now, 3 in all"),
+        first.contains("4 migration(s) applied now, 4 in all"),
         "{first}"
     );
 
@@ -46,7 +46,7 @@ async fn migrate_creates_the_database_then_changes_nothing_the_second_time() {
     assert!(ok, "second run failed:\n{second}");
     assert!(!second.contains("created database"), "{second}");
     assert!(
-        second.contains("0 migration(s) applied now, 3 in all"),
+        second.contains("0 migration(s) applied now, 4 in all"),
         "{second}"
     );
 
@@ -65,7 +65,8 @@ async fn migrate_creates_the_database_then_changes_nothing_the_second_time() {
             "idempotency_keys",
             "outbox",
             "projection_checkpoints",
-            "snapshots"
+            "snapshots",
+            "user_reservations"
         ]
     );
     connection.close().await.unwrap();

@@ -7,6 +7,7 @@
 //!   `causation_id`, `command`, `idempotency_key`);
 //! - one outbox row per event, for the relay to publish to `coinfold.domain-events`,
 //!   keyed by aggregate id;
+//! - the claims on usernames and e-mail addresses the events make (`reservations`);
 //! - the idempotency key's row, when the command carried one;
 //! - the snapshot, when cqrs-es asks for one.
 //!
@@ -236,6 +237,7 @@ impl PersistedEventRepository for PgEventRepository {
     ) -> Result<(), PersistenceError> {
         let mut tx = self.pool.begin().await.map_err(connection)?;
         self.insert_all(&mut tx, events).await?;
+        crate::reservations::apply(&mut tx, events).await?;
         self.insert_idempotency_key(&mut tx, events).await?;
         if let Some((aggregate_id, payload, snapshot)) = snapshot_update {
             let last_sequence = events.last().map_or(0, |e| e.sequence);

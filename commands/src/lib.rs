@@ -22,11 +22,19 @@
 //!   version, a recorded time or an effective time, from the nearest snapshot.
 //! - [`upcasting`]: stored events of older shapes brought to the current one on load.
 //!
-//! Still to come (issue 3): password hashing and API keys, unique usernames and
-//! e-mails, the User and Alert services.
+//! - [`credentials`]: argon2id password hashes and API keys (shown once, stored as
+//!   SHA-256), made before a command reaches the User aggregate.
+//! - [`reservations`]: usernames and e-mail addresses claimed in the transaction of
+//!   the event that claims them, so two users can never hold one.
+//! - [`users`]: the user commands that need a secret or a check across users.
+//!
+//! Still to come (issue 3): the Alert aggregate and its service.
 
+pub mod credentials;
 pub mod event_store;
 pub mod history;
+pub mod reservations;
 pub mod service;
 pub mod store;
 pub mod upcasting;
+pub mod users;

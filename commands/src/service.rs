@@ -32,6 +32,7 @@ use crate::event_store::{
     ACTOR, COMMAND, IDEMPOTENCY_HASH, IDEMPOTENCY_KEY, IdempotencyKeyTaken, PgEventRepository,
     metadata_map,
 };
+use crate::reservations::ValueTaken;
 
 /// Who sent a command: a user, or a part of the system acting on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +103,9 @@ pub enum CommandError<E: std::error::Error> {
     IdempotencyKeyReused,
     #[error("an idempotency key must be 1 to 255 characters")]
     InvalidIdempotencyKey,
+    /// A value that must be unique across aggregates (a username, an e-mail address).
+    #[error("this {0} is already taken")]
+    Taken(&'static str),
     #[error("the event store failed: {0}")]
     Store(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -241,6 +245,17 @@ where
                     );
                 }
                 Err(AggregateError::AggregateConflict) => return Err(CommandError::Conflict),
+                Err(AggregateError::UnexpectedError(e)) if e.is::<ValueTaken>() => {
+                    let kind = e.downcast_ref::<ValueTaken>().map_or("value", |t| t.kind);
+                    // The same key may have claimed it first: then that is the answer.
+                    if let (Some(key), Some(hash)) = (&key, &hash)
+                        && let Some(outcome) =
+                            self.stored_outcome(&context.actor, key, hash).await?
+                    {
+                        return Ok(outcome);
+                    }
+                    return Err(CommandError::Taken(kind));
+                }
                 Err(AggregateError::UnexpectedError(e)) if e.is::<IdempotencyKeyTaken>() => {
                     // A concurrent call with the same key won; its outcome is the answer
                     // (the next turn of the loop finds it).

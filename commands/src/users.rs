@@ -1,0 +1,114 @@
+//! The user commands that need more than the aggregate: hashing a password, making an
+//! API key. Everything else goes through [`CommandService<User>`] directly.
+
+use coinfold_domain::user::{User, UserCommand, UserError};
+use coinfold_domain::values::{Description, Email, Username, ValueError};
+use secrecy::SecretString;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::credentials::{self, CredentialError};
+use crate::service::{CommandContext, CommandError, CommandOutcome, CommandService};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserServiceError {
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error(transparent)]
+    Command(#[from] CommandError<UserError>),
+}
+
+/// An API key as its owner sees it, once.
+pub struct IssuedApiKey {
+    pub key_id: Uuid,
+    pub secret: SecretString,
+    pub prefix: String,
+}
+
+pub struct UserService {
+    commands: CommandService<User>,
+}
+
+impl UserService {
+    pub fn new(commands: CommandService<User>) -> Self {
+        Self { commands }
+    }
+
+    pub fn commands(&self) -> &CommandService<User> {
+        &self.commands
+    }
+
+    /// Registers a user; answers `Taken("username")` or `Taken("email")` when another
+    /// user holds either.
+    #[tracing::instrument(skip_all)]
+    pub async fn register(
+        &self,
+        username: &str,
+        email: &str,
+        password: SecretString,
+        context: &CommandContext,
+    ) -> Result<Uuid, UserServiceError> {
+        let username = Username::parse(username)?;
+        let email = Email::parse(email)?;
+        let password_hash = credentials::hash_password(password).await?;
+        let user_id = Uuid::now_v7();
+        let command = UserCommand::Register {
+            user_id,
+            username,
+            email,
+            password_hash,
+            now: OffsetDateTime::now_utc(),
+        };
+        self.commands
+            .execute(&user_id.to_string(), command, context)
+            .await?;
+        Ok(user_id)
+    }
+
+    #[tracing::instrument(skip_all, fields(user.id = %user_id))]
+    pub async fn change_password(
+        &self,
+        user_id: Uuid,
+        password: SecretString,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, UserServiceError> {
+        let password_hash = credentials::hash_password(password).await?;
+        let command = UserCommand::ChangePassword {
+            password_hash,
+            now: OffsetDateTime::now_utc(),
+        };
+        Ok(self
+            .commands
+            .execute(&user_id.to_string(), command, context)
+            .await?)
+    }
+
+    #[tracing::instrument(skip_all, fields(user.id = %user_id))]
+    pub async fn issue_api_key(
+        &self,
+        user_id: Uuid,
+        name: &str,
+        context: &CommandContext,
+    ) -> Result<IssuedApiKey, UserServiceError> {
+        let name = Description::parse(name)?;
+        let key = credentials::new_api_key();
+        let key_id = Uuid::now_v7();
+        let command = UserCommand::IssueApiKey {
+            key_id,
+            name,
+            prefix: key.prefix.clone(),
+            hash: key.hash,
+            now: OffsetDateTime::now_utc(),
+        };
+        self.commands
+            .execute(&user_id.to_string(), command, context)
+            .await?;
+        Ok(IssuedApiKey {
+            key_id,
+            secret: key.secret,
+            prefix: key.prefix,
+        })
+    }
+}
