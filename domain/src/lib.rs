@@ -19,10 +19,14 @@
 //!
 //! - [`user`]: the User aggregate: identity, credentials as hashes only, profile,
 //!   preferences, API keys and watchlist.
+//! - [`alert`]: the Alert aggregate: a validated condition on a coin; triggering is
+//!   idempotent (one-shot until re-armed, recurring after a cooldown).
 //!
-//! The Alert aggregate and the indicator maths are still to come (issues 3 and 5). This crate may depend only on serde, thiserror, uuid, time, rust_decimal and
+//! The indicator maths (SMA, EMA, RSI, MACD, Bollinger, volatility, correlation) come
+//! with the read side (issue 5). This crate may depend only on serde, thiserror, uuid, time, rust_decimal and
 //! cqrs-es.
 
+pub mod alert;
 pub mod portfolio;
 pub mod user;
 pub mod values;

@@ -33,6 +33,8 @@ pub enum ValueError {
     },
     #[error("username must be 3 to 32 characters of a-z, 0-9, '.', '_' and '-'")]
     Username,
+    #[error("invalid alert condition: {0}")]
+    Condition(&'static str),
 }
 
 /// Implements serde through a validating constructor: `Deserialize` runs the check.
