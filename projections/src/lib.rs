@@ -10,8 +10,13 @@
 //!   flight, so a projection's checkpoint (one number) never skips an event that
 //!   commits late with a smaller position.
 //!
-//! Kafka consumer groups, checkpointed projection runners, the read models, rebuilds and
-//! the market and news connectors arrive with the streams and read-side work
-//! (issues 4 and 5).
+//! - [`ingest`]: the normalized [`ingest::Tick`] and total parsers of the real Binance,
+//!   Coinbase and CoinGecko messages: every input gives ticks or a reason for the
+//!   dead-letter topic, never a panic.
+//!
+//! The connectors' sockets, the producer, news and sentiment, Kafka consumer groups,
+//! checkpointed projection runners, the read models and rebuilds arrive with the rest
+//! of issues 4 and 5.
 
 pub mod global_log;
+pub mod ingest;
