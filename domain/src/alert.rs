@@ -490,29 +490,7 @@ impl Alert {
     }
 }
 
-impl cqrs_es::Aggregate for Alert {
-    const TYPE: &'static str = "Alert";
-    type Command = AlertCommand;
-    type Event = AlertEvent;
-    type Error = AlertError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &cqrs_es::event_sink::EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.evolve(&event);
-    }
-}
+cqrs_aggregate!(Alert, "Alert", AlertCommand, AlertEvent, AlertError);
 
 #[cfg(test)]
 mod tests;

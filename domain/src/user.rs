@@ -493,29 +493,7 @@ impl User {
     }
 }
 
-impl cqrs_es::Aggregate for User {
-    const TYPE: &'static str = "User";
-    type Command = UserCommand;
-    type Event = UserEvent;
-    type Error = UserError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &cqrs_es::event_sink::EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.evolve(&event);
-    }
-}
+cqrs_aggregate!(User, "User", UserCommand, UserEvent, UserError);
 
 #[cfg(test)]
 mod tests;

@@ -692,29 +692,13 @@ fn utc(at: OffsetDateTime) -> OffsetDateTime {
     at.to_offset(UtcOffset::UTC)
 }
 
-impl cqrs_es::Aggregate for Portfolio {
-    const TYPE: &'static str = "Portfolio";
-    type Command = PortfolioCommand;
-    type Event = PortfolioEvent;
-    type Error = PortfolioError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &cqrs_es::event_sink::EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
-        self.evolve(&event);
-    }
-}
+cqrs_aggregate!(
+    Portfolio,
+    "Portfolio",
+    PortfolioCommand,
+    PortfolioEvent,
+    PortfolioError
+);
 
 #[cfg(test)]
 mod tests;
