@@ -13,8 +13,20 @@
 //! - [`coingecko`]: `/simple/price` prices and `/coins/markets` coin metadata.
 
 pub mod binance;
+pub mod binance_stream;
 pub mod coinbase;
+pub mod coinbase_stream;
 pub mod coingecko;
+pub mod coingecko_poller;
+pub mod connector;
+mod http;
+pub mod news;
+pub mod news_poller;
+pub mod producer;
+pub mod replay;
+pub mod replay_server;
+pub mod synth;
+pub mod websocket;
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,6 +38,15 @@ use time::OffsetDateTime;
 
 /// Version of the [`Tick`] message on `coinfold.market.ticks`.
 pub const TICK_SCHEMA: u32 = 1;
+/// Version of the coin metadata message on `coinfold.market.coins`.
+pub const COIN_SCHEMA: u32 = 1;
+
+/// The topics ingest writes (each deployment or test puts its prefix in front).
+pub const TICKS_TOPIC: &str = "coinfold.market.ticks";
+pub const COINS_TOPIC: &str = "coinfold.market.coins";
+pub const ARTICLES_TOPIC: &str = "coinfold.news.articles";
+pub const SENTIMENT_TOPIC: &str = "coinfold.news.sentiment";
+pub const DEAD_LETTER_TOPIC: &str = "coinfold.dead-letter";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
