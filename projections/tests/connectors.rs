@@ -1,0 +1,409 @@
+//! The connectors against local replay servers: every recorded tick arrives, in order
+//! per coin, across a server that is killed and restarted mid-stream; malformed frames
+//! become dead letters with a reason; pings are answered; `serverShutdown`, sequence
+//! gaps and 429s are handled. (The same through Kafka is in tests/tests/ingest.rs.)
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coinfold_projections::ingest::binance_stream::Binance;
+use coinfold_projections::ingest::coinbase_stream::{Coinbase, CoinbaseSettings};
+use coinfold_projections::ingest::coingecko_poller::{CoinGecko, CoinGeckoSettings};
+use coinfold_projections::ingest::connector::{BackoffSettings, DeadLetter, Emitter, Ingested};
+use coinfold_projections::ingest::replay::{Frame, ReplayFile, Response};
+use coinfold_projections::ingest::replay_server::{PingPolicy, Playback, ReplayServer};
+use coinfold_projections::ingest::synth::{self, SynthConfig};
+use coinfold_projections::ingest::websocket::{self, WebsocketSettings};
+use coinfold_projections::ingest::{Tick, binance, coinbase, coingecko};
+use time::macros::datetime;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+fn recordings(minutes: u32) -> synth::Recordings {
+    synth::generate(&SynthConfig {
+        start: datetime!(2026-04-07 14:30 UTC),
+        minutes,
+        seed: 42,
+        coins: synth::demo_coins(),
+    })
+    .unwrap()
+}
+
+fn fast_reconnects() -> WebsocketSettings {
+    WebsocketSettings {
+        connect_timeout_ms: 2_000,
+        idle_timeout_ms: 5_000,
+        max_connection_age_ms: 3_600_000,
+        backoff: BackoffSettings {
+            initial_ms: 50,
+            max_ms: 400,
+        },
+    }
+}
+
+/// Each coin's ticks as (dedupe key, price), in arrival order.
+fn by_coin<'a>(
+    ticks: impl IntoIterator<Item = &'a Tick>,
+) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut coins: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for tick in ticks {
+        coins
+            .entry(tick.coin.to_string())
+            .or_default()
+            .push((tick.dedupe_key(), tick.price.to_string()));
+    }
+    coins
+}
+
+/// What the connector sent down its channel.
+#[derive(Default)]
+struct Received {
+    ticks: Vec<Tick>,
+    coins: usize,
+    dead_letters: Vec<DeadLetter>,
+}
+
+fn collect(mut rx: mpsc::Receiver<Ingested>) -> tokio::task::JoinHandle<Received> {
+    tokio::spawn(async move {
+        let mut received = Received::default();
+        while let Some(message) = rx.recv().await {
+            match message {
+                Ingested::Tick(tick) => received.ticks.push(tick),
+                Ingested::Coin(_) => received.coins += 1,
+                Ingested::DeadLetter(letter) => received.dead_letters.push(letter),
+                Ingested::Article(_) => {}
+            }
+        }
+        received
+    })
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Stops the server once it has sent `fraction` of the recording, waits, and starts a
+/// new one on the same port with the same playback.
+async fn kill_and_restart(server: ReplayServer, fraction: f64, total: usize) -> ReplayServer {
+    let playback = server.playback().clone();
+    let addr: SocketAddr = server.local_addr();
+    let finished =
+        |p: &Arc<Playback>| p.frames_sent() as f64 >= total as f64 * fraction || p.finished();
+    wait_for("the playback to get going", Duration::from_secs(30), || {
+        finished(&playback)
+    })
+    .await;
+    server.stop().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ReplayServer::start(addr, playback).await.unwrap()
+}
+
+const NOT_JSON: &str = r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","s":"BTC"#;
+const NAN_PRICE: &str = r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":1,"p":"NaN","q":"1","f":1,"l":1,"T":1,"m":true,"M":true}}"#;
+
+#[tokio::test]
+async fn binance_delivers_every_tick_in_order_across_a_killed_server() {
+    let mut file = ReplayFile::read(recordings(1).binance.as_slice()).unwrap();
+    let at = file.frames[40].at;
+    file.frames.insert(
+        40,
+        Frame {
+            at,
+            text: NOT_JSON.into(),
+        },
+    );
+    let at = file.frames[120].at;
+    file.frames.insert(
+        120,
+        Frame {
+            at,
+            text: NAN_PRICE.into(),
+        },
+    );
+    let expected: Vec<Tick> = file
+        .frames
+        .iter()
+        .filter_map(|f| match binance::parse(f.text.as_bytes(), f.at) {
+            Ok(binance::BinanceMessage::Ticks(ticks)) => Some(ticks),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let total = file.frames.len();
+    let playback = Playback::new(file, 20.0, PingPolicy::default());
+    let server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback.clone())
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(100_000);
+    let emit = Emitter::new("binance", tx);
+    let stats = emit.stats.clone();
+    let cancel = CancellationToken::new();
+    let connector = tokio::spawn(websocket::run(
+        Binance::new(server.url()),
+        fast_reconnects(),
+        emit,
+        cancel.clone(),
+    ));
+    let received = collect(rx);
+    let server = kill_and_restart(server, 0.5, total).await;
+    wait_for("every tick", Duration::from_secs(60), || {
+        stats.snapshot().ticks as usize >= expected.len()
+    })
+    .await;
+    cancel.cancel();
+    connector.await.unwrap();
+    server.stop().await;
+    let received = received.await.unwrap();
+
+    assert_eq!(
+        by_coin(&received.ticks),
+        by_coin(&expected),
+        "every tick, in order per coin"
+    );
+    let reasons: Vec<&str> = received
+        .dead_letters
+        .iter()
+        .map(|d| d.reason.as_str())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].starts_with("not JSON"), "{reasons:?}");
+    assert!(reasons[1].contains("NaN"), "{reasons:?}");
+    assert_eq!(received.dead_letters[1].raw, NAN_PRICE.as_bytes());
+    let stats = stats.snapshot();
+    assert!(stats.reconnects >= 1, "{stats:?}");
+    println!(
+        "binance: {} ticks over {} connections, {} dead letters",
+        received.ticks.len(),
+        stats.connections,
+        stats.dead_letters
+    );
+}
+
+#[tokio::test]
+async fn binance_answers_pings_and_reconnects_on_server_shutdown() {
+    let mut file = ReplayFile::read(recordings(1).binance.as_slice()).unwrap();
+    let middle = file.frames.len() / 2;
+    let at = file.frames[middle].at;
+    file.frames.insert(
+        middle,
+        Frame {
+            at,
+            text: r#"{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1633998523963}}"#
+                .into(),
+        },
+    );
+    let expected_ticks: usize = file
+        .frames
+        .iter()
+        .filter_map(|f| match binance::parse(f.text.as_bytes(), f.at) {
+            Ok(binance::BinanceMessage::Ticks(ticks)) => Some(ticks.len()),
+            _ => None,
+        })
+        .sum();
+    // A ping every 50 ms, and a client that has not answered within 200 ms is dropped.
+    let ping = PingPolicy {
+        every: Duration::from_millis(50),
+        pong_timeout: Duration::from_millis(200),
+    };
+    let playback = Playback::new(file, 15.0, ping);
+    let server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback.clone())
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(100_000);
+    let emit = Emitter::new("binance", tx);
+    let stats = emit.stats.clone();
+    let cancel = CancellationToken::new();
+    let connector = tokio::spawn(websocket::run(
+        Binance::new(server.url()),
+        fast_reconnects(),
+        emit,
+        cancel.clone(),
+    ));
+    let received = collect(rx);
+    wait_for("every tick", Duration::from_secs(60), || {
+        stats.snapshot().ticks as usize >= expected_ticks
+    })
+    .await;
+    cancel.cancel();
+    connector.await.unwrap();
+    server.stop().await;
+    let received = received.await.unwrap();
+    assert_eq!(received.ticks.len(), expected_ticks);
+    assert_eq!(
+        playback.connections(),
+        2,
+        "one reconnect, for the shutdown; none for a missed pong"
+    );
+    assert!(playback.pongs() >= 20, "{} pongs", playback.pongs());
+}
+
+#[tokio::test]
+async fn coinbase_subscribes_counts_a_gap_and_survives_a_killed_server() {
+    let mut file = ReplayFile::read(recordings(1).coinbase.as_slice()).unwrap();
+    // Lose one message a quarter of the way in: a gap of one.
+    let lost = file.frames.len() / 4;
+    file.frames.remove(lost);
+    let at = file.frames[lost + 10].at;
+    file.frames.insert(lost + 10, Frame { at, text: r#"{"channel":"market_trades","timestamp":"2026-04-07T14:30:10Z","events":[{"type":"update","trades":[{"trade_id":"1","product_id":"BTC-USD","price":"-5","size":"1","side":"BUY","time":"2026-04-07T14:30:10Z"}]}]}"#.into() });
+    let expected: Vec<Tick> = file
+        .frames
+        .iter()
+        .filter_map(|f| match coinbase::parse(f.text.as_bytes(), f.at) {
+            Ok(coinbase::CoinbaseMessage {
+                body: coinbase::CoinbaseBody::Ticks(ticks),
+                ..
+            }) => Some(ticks),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let total = file.frames.len();
+    let playback = Playback::new(file, 20.0, PingPolicy::default());
+    let server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback.clone())
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(100_000);
+    let emit = Emitter::new("coinbase", tx);
+    let stats = emit.stats.clone();
+    let cancel = CancellationToken::new();
+    let products = synth::demo_coins()
+        .iter()
+        .map(|c| format!("{}-USD", c.symbol))
+        .collect();
+    let coinbase = Coinbase::new(&CoinbaseSettings {
+        endpoint: server.url(),
+        product_ids: products,
+        channels: vec!["market_trades".into(), "ticker".into()],
+        websocket: fast_reconnects(),
+    })
+    .unwrap();
+    let connector = tokio::spawn(websocket::run(
+        coinbase,
+        fast_reconnects(),
+        emit,
+        cancel.clone(),
+    ));
+    let received = collect(rx);
+    let server = kill_and_restart(server, 0.6, total).await;
+    wait_for("every tick", Duration::from_secs(60), || {
+        stats.snapshot().ticks as usize >= expected.len()
+    })
+    .await;
+    cancel.cancel();
+    connector.await.unwrap();
+    server.stop().await;
+    let received = received.await.unwrap();
+    assert_eq!(by_coin(&received.ticks), by_coin(&expected));
+    let stats = stats.snapshot();
+    assert_eq!(
+        (stats.sequence_gaps, stats.missed_messages),
+        (1, 1),
+        "{stats:?}"
+    );
+    assert!(stats.reconnects >= 1);
+    assert_eq!(received.dead_letters.len(), 1);
+    assert!(
+        received.dead_letters[0].reason.contains("price"),
+        "{:?}",
+        received.dead_letters[0]
+    );
+}
+
+#[tokio::test]
+async fn coingecko_backs_off_on_429_and_delivers_every_price_once() {
+    let mut file = ReplayFile::read(recordings(3).coingecko.as_slice()).unwrap();
+    let prices: Vec<usize> = file
+        .responses
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.path() == "/api/v3/simple/price")
+        .map(|(i, _)| i)
+        .collect();
+    let third = &file.responses[prices[2]];
+    let limited = Response {
+        at: third.at,
+        get: third.get.clone(),
+        status: 429,
+        headers: [("retry-after".to_owned(), "1".to_owned())].into(),
+        body: r#"{"status":{"error_code":429,"error_message":"You've exceeded the Rate Limit."}}"#
+            .into(),
+    };
+    file.responses.insert(prices[2] + 1, limited);
+    let ids: BTreeMap<_, _> = synth::demo_coins()
+        .iter()
+        .map(|c| (c.gecko_id.to_owned(), c.symbol.to_owned()))
+        .collect();
+    let typed_ids = ids
+        .iter()
+        .map(|(id, symbol)| {
+            (
+                coinfold_domain::values::CoinId::parse(id).unwrap(),
+                coinfold_domain::values::CoinSymbol::parse(symbol).unwrap(),
+            )
+        })
+        .collect();
+    let currencies =
+        ["USD", "EUR"].map(|c| coinfold_domain::values::QuoteCurrency::parse(c).unwrap());
+    let expected: Vec<Tick> = file
+        .responses
+        .iter()
+        .filter(|r| r.path() == "/api/v3/simple/price" && r.status == 200)
+        .flat_map(|r| {
+            coingecko::parse_simple_price(r.body.as_bytes(), r.at, &typed_ids, &currencies).unwrap()
+        })
+        .collect();
+    let playback = Playback::new(file, 30.0, PingPolicy::default());
+    let server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback.clone())
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(100_000);
+    let emit = Emitter::new("coingecko", tx);
+    let stats = emit.stats.clone();
+    let cancel = CancellationToken::new();
+    let poller = CoinGecko::new(CoinGeckoSettings {
+        endpoint: server.url(),
+        coins: ids,
+        currencies: vec!["usd".into(), "eur".into()],
+        price_every_ms: 50,
+        markets_every_ms: 500,
+        market_pages: 1,
+        request_timeout_ms: 2_000,
+        backoff: BackoffSettings {
+            initial_ms: 50,
+            max_ms: 1_000,
+        },
+        api_key: None,
+    })
+    .unwrap();
+    let connector = tokio::spawn(poller.run(emit, cancel.clone()));
+    let received = collect(rx);
+    wait_for("half the prices", Duration::from_secs(30), || {
+        stats.snapshot().ticks as usize >= expected.len() / 2
+    })
+    .await;
+    let addr = server.local_addr();
+    server.stop().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let server = ReplayServer::start(addr, playback.clone()).await.unwrap();
+    wait_for("every price", Duration::from_secs(60), || {
+        stats.snapshot().ticks as usize >= expected.len()
+    })
+    .await;
+    cancel.cancel();
+    connector.await.unwrap();
+    server.stop().await;
+    let received = received.await.unwrap();
+    assert_eq!(by_coin(&received.ticks), by_coin(&expected));
+    assert_eq!(stats.snapshot().rate_limited, 1);
+    assert!(received.coins >= 5, "coin metadata: {}", received.coins);
+    assert!(received.dead_letters.is_empty());
+}
