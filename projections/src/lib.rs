@@ -20,3 +20,4 @@
 
 pub mod global_log;
 pub mod ingest;
+pub mod sentiment;
