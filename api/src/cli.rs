@@ -1,5 +1,5 @@
 //! The `coinfold` command line. Each subcommand is here only once it works; see
-//! `docs/ARCHITECTURE.md` for the ones still planned (project, ingest, relay, all,
+//! `docs/ARCHITECTURE.md` for the ones still planned (project, relay, all,
 //! projections, import, demo).
 
 use std::path::PathBuf;
@@ -68,6 +68,56 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// Run the market and news connectors, the producer and the sentiment worker.
+    /// With --replay, the connectors read recordings played by local servers instead
+    /// of the live endpoints.
+    Ingest {
+        /// A replay file, or a folder of them (*.jsonl); may be given several times.
+        #[arg(long)]
+        replay: Vec<PathBuf>,
+        /// Playback speed of the recordings: 10 plays ten times faster.
+        #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+        speed: f64,
+        /// Stop after this many seconds (default: run until interrupted).
+        #[arg(long)]
+        for_seconds: Option<u64>,
+    },
+    /// Make or play recorded feeds.
+    Replay {
+        #[command(subcommand)]
+        command: ReplayCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReplayCommand {
+    /// Write the model-made recordings (binance, coinbase, coingecko, news) into a folder.
+    Generate {
+        /// The folder to write into.
+        #[arg(long, default_value = "recordings")]
+        out: PathBuf,
+        /// Minutes of market time.
+        #[arg(long, default_value_t = 12)]
+        minutes: u32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Play one recording on 127.0.0.1 until interrupted.
+    Serve {
+        file: PathBuf,
+        #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+        speed: f64,
+        /// 0 picks a free port.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+fn parse_speed(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(speed) if speed.is_finite() && speed > 0.0 && speed <= 10_000.0 => Ok(speed),
+        _ => Err(format!("{text:?} is not a speed between 0 and 10000")),
+    }
 }
 
 fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
@@ -77,6 +127,11 @@ fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Replay tools need no configuration.
+    if let Command::Replay { command } = cli.command {
+        telemetry::init("info", std::io::stderr);
+        return replay(command).await;
+    }
     let settings = Settings::load(&cli.config_dir)
         .with_context(|| format!("loading settings from {}", cli.config_dir.display()))?;
     match cli.command {
@@ -109,6 +164,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 history_view::render(&pool, portfolio, as_of, after, limit).await?
             );
             Ok(())
+        }
+        Command::Replay { .. } => Ok(()),
+        Command::Ingest {
+            replay,
+            speed,
+            for_seconds,
+        } => {
+            telemetry::init("info,coinfold=info", std::io::stdout);
+            ingest(&settings, &replay, speed, for_seconds).await
         }
         Command::Serve => {
             telemetry::init("info,coinfold=info", std::io::stdout);
@@ -168,4 +232,117 @@ async fn applied_migrations(pool: &PgPool) -> anyhow::Result<i64> {
             .fetch_one(pool)
             .await?,
     )
+}
+
+async fn ingest(
+    settings: &Settings,
+    replay: &[PathBuf],
+    speed: f64,
+    for_seconds: Option<u64>,
+) -> anyhow::Result<()> {
+    use coinfold_projections::ingest::run::{self as ingest, KafkaTarget, Plan};
+    use tokio_util::sync::CancellationToken;
+
+    let (plan, servers) = if replay.is_empty() {
+        (
+            Plan::live(&settings.ingest).map_err(anyhow::Error::msg)?,
+            Vec::new(),
+        )
+    } else {
+        Plan::replay(replay, speed, &settings.ingest)
+            .await
+            .map_err(anyhow::Error::msg)?
+    };
+    for server in &servers {
+        tracing::info!(url = %server.url(), feed = ?server.playback().file().header.feed, "replaying");
+    }
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        match for_seconds {
+            Some(seconds) => {
+                tokio::select! {
+                    () = shutdown_signal() => {}
+                    () = tokio::time::sleep(std::time::Duration::from_secs(seconds)) => {}
+                }
+            }
+            None => shutdown_signal().await,
+        }
+        stop.cancel();
+    });
+    let kafka = KafkaTarget {
+        brokers: settings.kafka.brokers.clone(),
+        client_id: settings.kafka.client_id.clone(),
+        topic_prefix: settings.kafka.topic_prefix.clone(),
+    };
+    let report = ingest::run(plan, &kafka, cancel, std::time::Duration::from_secs(10))
+        .await
+        .context("ingest failed")?;
+    for server in servers {
+        server.stop().await;
+    }
+    let produced = report.produced;
+    println!(
+        "ingest: produced {} ticks, {} coins, {} articles, {} dead letters; scored {} articles",
+        produced.ticks,
+        produced.coins,
+        produced.articles,
+        produced.dead_letters,
+        report.articles_scored
+    );
+    for (source, s) in report.connectors {
+        println!(
+            "  {source}: {} messages, {} ticks, {} dead letters, {} connections, {} reconnects, {} sequence gaps, {} rate limited",
+            s.messages,
+            s.ticks,
+            s.dead_letters,
+            s.connections,
+            s.reconnects,
+            s.sequence_gaps,
+            s.rate_limited
+        );
+    }
+    Ok(())
+}
+
+async fn replay(command: ReplayCommand) -> anyhow::Result<()> {
+    use coinfold_projections::ingest::replay::ReplayFile;
+    use coinfold_projections::ingest::replay_server::{PingPolicy, Playback, ReplayServer};
+    use coinfold_projections::ingest::synth::{self, SynthConfig};
+
+    match command {
+        ReplayCommand::Generate { out, minutes, seed } => {
+            let config = SynthConfig {
+                start: time::macros::datetime!(2026-04-07 14:30 UTC),
+                minutes,
+                seed,
+                coins: synth::demo_coins(),
+            };
+            let recordings = synth::generate(&config).context("generating the recordings")?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            for (name, bytes) in [
+                ("binance.jsonl", &recordings.binance),
+                ("coinbase.jsonl", &recordings.coinbase),
+                ("coingecko.jsonl", &recordings.coingecko),
+                ("news.jsonl", &recordings.news),
+            ] {
+                let path = out.join(name);
+                std::fs::write(&path, bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("wrote {} ({} bytes)", path.display(), bytes.len());
+            }
+            Ok(())
+        }
+        ReplayCommand::Serve { file, speed, port } => {
+            let recording = ReplayFile::open(&file).context("reading the replay file")?;
+            let playback = Playback::new(recording, speed, PingPolicy::default());
+            let server = ReplayServer::start(([127, 0, 0, 1], port).into(), playback)
+                .await
+                .context("starting the replay server")?;
+            println!("playing {} at {}", file.display(), server.url());
+            shutdown_signal().await;
+            server.stop().await;
+            Ok(())
+        }
+    }
 }

@@ -20,6 +20,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::PgConnectOptions;
 
+pub use coinfold_projections::ingest::run::IngestSettings;
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub application: ApplicationSettings,
@@ -27,6 +29,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub kafka: KafkaSettings,
     pub readiness: ReadinessSettings,
+    /// The connectors of `coinfold ingest` (projections::ingest::run).
+    pub ingest: IngestSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +116,7 @@ struct RawSettings {
     redis: RedisSettings,
     kafka: KafkaSettings,
     readiness: RawReadiness,
+    ingest: IngestSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +154,14 @@ impl Settings {
                 config::Environment::with_prefix("COINFOLD")
                     .prefix_separator("_")
                     .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("ingest.sources")
+                    .with_list_parse_key("ingest.binance.pairs")
+                    .with_list_parse_key("ingest.binance.streams")
+                    .with_list_parse_key("ingest.coinbase.product_ids")
+                    .with_list_parse_key("ingest.coinbase.channels")
+                    .with_list_parse_key("ingest.coingecko.currencies")
+                    .try_parsing(true)
                     .source(Some(env.clone())),
             );
         for (variable, key) in conventional {
@@ -205,6 +218,7 @@ impl RawSettings {
         if self.readiness.timeout_ms == 0 {
             problems.push("readiness.timeout_ms must be above 0".to_owned());
         }
+        problems.extend(self.ingest.problems());
 
         match (problems.is_empty(), self.database.url, connect_options) {
             (true, Some(url), Some(connect_options)) => Ok(Settings {
@@ -220,6 +234,7 @@ impl RawSettings {
                 readiness: ReadinessSettings {
                     timeout: Duration::from_millis(self.readiness.timeout_ms),
                 },
+                ingest: self.ingest,
             }),
             _ => Err(SettingsError::Invalid(problems)),
         }

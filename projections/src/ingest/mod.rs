@@ -25,6 +25,7 @@ pub mod news_poller;
 pub mod producer;
 pub mod replay;
 pub mod replay_server;
+pub mod run;
 pub mod synth;
 pub mod websocket;
 

@@ -128,6 +128,8 @@ pub struct Recordings {
     pub binance: Vec<u8>,
     pub coinbase: Vec<u8>,
     pub coingecko: Vec<u8>,
+    /// Two RSS feeds, answered every minute with the items published so far.
+    pub news: Vec<u8>,
 }
 
 /// SplitMix64: small, fast and the same on every platform and version.
@@ -333,6 +335,12 @@ pub fn generate(config: &SynthConfig) -> std::io::Result<Recordings> {
         binance: binance_file(config, &binance, &days, &model("Binance combined-stream"))?,
         coinbase: coinbase_file(config, &coinbase, &days, &model("Coinbase Advanced Trade"))?,
         coingecko: coingecko_file(config, &mids, &days, &model("CoinGecko REST"), &mut rng)?,
+        news: news_file(
+            config,
+            "synthetic, not recorded: two RSS 2.0 feeds of invented headlines (one item \
+             every 30 s, alternating feeds, each answer the latest 10), answered every \
+             minute; see projections/src/ingest/synth.rs",
+        )?,
     })
 }
 
@@ -806,6 +814,102 @@ fn coingecko_file(
     writer.finish()
 }
 
+/// The demo's news: invented headlines (none of them from the evaluation set), one
+/// every 30 s, alternating between two feeds.
+const HEADLINES: &[&str] = &[
+    "Bitcoin climbs as spot ETF inflows extend their streak to a fifth day",
+    "Solana validators ship client update to cut missed slots",
+    "Ethereum developers set a date for the next network upgrade",
+    "Cardano treasury vote opens to ADA holders",
+    "Dogecoin slips as meme-coin trading volume cools",
+    "Exchange halts SOL withdrawals after wallet exploit",
+    "Ether rallies past resistance as staking deposits rise",
+    "Regulator fines crypto lender over misleading yield ads",
+    "Bitcoin miners sell fewer coins ahead of the halving",
+    "Cardano partnership brings ADA payments to an African fintech",
+    "DOGE jumps after payments app adds Dogecoin support",
+    "Crypto Fear and Greed Index steady at 55",
+    "Solana DeFi protocol drained of $12M in bridge attack",
+    "BTC options open interest hits a record ahead of expiry",
+    "Ethereum layer-2 fees drop to new lows after upgrade",
+    "SEC delays decision on spot Solana ETF",
+    "Bitcoin treasury firm buys another 1,200 BTC",
+    "Cardano founder outlines roadmap at developer summit",
+    "Dogecoin outflows from exchanges point to accumulation",
+    "ETH liquidations top $200M as price tumbles overnight",
+    "Solana mainnet upgrade goes live without incident",
+    "Bitcoin hashrate reaches an all-time high",
+    "Crypto exchange lists ADA perpetual futures",
+    "Stablecoin issuer publishes monthly reserve report",
+];
+
+fn rss(feed: &str, items: &[(usize, OffsetDateTime)]) -> String {
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\" \
+         xmlns:dc=\"http://purl.org/dc/elements/1.1/\"><channel><title>{feed}</title>\
+         <link>https://news.example/{feed}</link><description>coinfold demo feed</description>"
+    );
+    for (index, at) in items.iter().rev() {
+        let date = at
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap_or_default();
+        let slug: String = HEADLINES[*index]
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let _ = write!(
+            xml,
+            "<item><title><![CDATA[{title}]]></title>\
+             <link>https://news.example/{feed}/{slug}?utm_source=rss</link>\
+             <guid isPermaLink=\"false\">{feed}-{index}</guid>\
+             <description><![CDATA[<p>{title}.</p>]]></description>\
+             <pubDate>{date}</pubDate><dc:creator>Demo Desk</dc:creator>\
+             <category>Markets</category></item>",
+            title = HEADLINES[*index],
+        );
+    }
+    xml.push_str("</channel></rss>");
+    xml
+}
+
+fn news_file(config: &SynthConfig, model: &str) -> std::io::Result<Vec<u8>> {
+    let header = Header {
+        replay: REPLAY_FORMAT,
+        feed: Feed::Http,
+        url: "https://news.example".to_owned(),
+        recorded_at: config.start,
+        generated: Some(model.to_owned()),
+    };
+    let mut writer = ReplayWriter::new(Vec::new(), &header)?;
+    let feeds = ["coindesk", "cointelegraph"];
+    let published: Vec<(usize, OffsetDateTime)> = (0..HEADLINES.len())
+        .map(|i| (i, config.start + Duration::seconds(30 * i as i64 - 20)))
+        .collect();
+    let total = i64::from(config.minutes) * 60;
+    let mut second = 0;
+    while second <= total {
+        let at = config.start + Duration::seconds(second);
+        for (n, feed) in feeds.iter().enumerate() {
+            let items: Vec<(usize, OffsetDateTime)> = published
+                .iter()
+                .filter(|(i, when)| i % 2 == n && *when <= at)
+                .copied()
+                .collect();
+            let latest = &items[items.len().saturating_sub(10)..];
+            writer.response(&Response {
+                at,
+                get: format!("/{feed}/rss.xml"),
+                status: 200,
+                headers: [("content-type".to_owned(), "application/rss+xml".to_owned())].into(),
+                body: rss(feed, latest),
+            })?;
+        }
+        second += 60;
+    }
+    writer.finish()
+}
+
 fn round(value: f64, places: usize) -> f64 {
     let scale = 10f64.powi(places as i32);
     (value * scale).round() / scale
@@ -834,6 +938,28 @@ mod tests {
         assert_eq!(a.binance, b.binance);
         assert_eq!(a.coinbase, b.coinbase);
         assert_eq!(a.coingecko, b.coingecko);
+        assert_eq!(a.news, b.news);
+    }
+
+    #[test]
+    fn the_news_feeds_read_and_grow() {
+        let files = generate(&small()).unwrap();
+        let news = ReplayFile::read(files.news.as_slice()).unwrap();
+        let tagger = crate::ingest::news::CoinTagger::default_coins();
+        let mut seen = std::collections::BTreeSet::new();
+        for response in &news.responses {
+            let (articles, problems) = crate::ingest::news::parse_feed(
+                response.body.as_bytes(),
+                "x",
+                response.at,
+                &tagger,
+            )
+            .unwrap();
+            assert!(problems.is_empty());
+            seen.extend(articles.into_iter().map(|a| a.id));
+        }
+        // 3 minutes: items published up to 180 s, one every 30 s from -20 s.
+        assert_eq!(seen.len(), 7);
     }
 
     #[test]
