@@ -173,7 +173,7 @@ impl Scorer {
                 delta: valence - own,
             });
         }
-        overlay.sort_by(|a, b| b.words.len().cmp(&a.words.len()));
+        overlay.sort_by_key(|entry| std::cmp::Reverse(entry.words.len()));
         Ok(Self { vader, overlay })
     }
 

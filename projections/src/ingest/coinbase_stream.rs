@@ -86,16 +86,16 @@ impl Protocol for Coinbase {
         stats: &ConnectorStats,
     ) -> Result<Handled, ParseError> {
         let message = coinbase::parse(raw, received)?;
-        if let Some(sequence) = message.sequence_num {
-            if let Some(missed) = self.sequence.observe(sequence) {
-                ConnectorStats::add(&stats.sequence_gaps, 1);
-                ConnectorStats::add(&stats.missed_messages, missed);
-                tracing::warn!(
-                    sequence,
-                    missed,
-                    "coinbase sequence gap: messages were lost"
-                );
-            }
+        if let Some(sequence) = message.sequence_num
+            && let Some(missed) = self.sequence.observe(sequence)
+        {
+            ConnectorStats::add(&stats.sequence_gaps, 1);
+            ConnectorStats::add(&stats.missed_messages, missed);
+            tracing::warn!(
+                sequence,
+                missed,
+                "coinbase sequence gap: messages were lost"
+            );
         }
         Ok(match message.body {
             CoinbaseBody::Ticks(ticks) => Handled::ticks(ticks),

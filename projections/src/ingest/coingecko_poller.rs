@@ -74,7 +74,7 @@ impl CoinGecko {
             .currencies
             .iter()
             .map(|c| {
-                QuoteCurrency::parse(&c.to_ascii_uppercase())
+                QuoteCurrency::parse(c.to_ascii_uppercase())
                     .map_err(|e| format!("ingest.coingecko currency {c:?}: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;

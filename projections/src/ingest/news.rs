@@ -115,7 +115,7 @@ pub fn parse_feed(
     feed_name: &str,
     fetched_at: OffsetDateTime,
     tagger: &CoinTagger,
-) -> Result<(Vec<Article>, Vec<ParseError>), ParseError> {
+) -> Result<Articles, ParseError> {
     let feed = feed_rs::parser::parse(raw)
         .map_err(|e| ParseError::new(format!("not a feed: {}", short(&e.to_string()))))?;
     let source = feed
@@ -210,12 +210,15 @@ struct NewsApiSource {
     name: Option<String>,
 }
 
-/// Reads a NewsAPI `/v2/everything` answer.
+/// The articles of a page that read, and a reason for each entry that did not.
+pub type Articles = (Vec<Article>, Vec<ParseError>);
+
+/// Reads a NewsAPI `/v2/everything` answer: its articles, or the error it reports.
 pub fn parse_newsapi(
     raw: &[u8],
     fetched_at: OffsetDateTime,
     tagger: &CoinTagger,
-) -> Result<Result<(Vec<Article>, Vec<ParseError>), NewsApiError>, ParseError> {
+) -> Result<Result<Articles, NewsApiError>, ParseError> {
     let answer: NewsApiAnswer = serde_json::from_slice(raw)
         .map_err(|e| ParseError::new(format!("not a NewsAPI answer: {e}")))?;
     if answer.status != "ok" {
@@ -286,10 +289,10 @@ impl Seen {
         if self.set.contains(id) {
             return false;
         }
-        if self.order.len() == self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
+        if self.order.len() == self.capacity
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
         }
         self.order.push_back(id.to_owned());
         self.set.insert(id.to_owned());

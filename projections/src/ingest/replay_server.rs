@@ -300,11 +300,10 @@ async fn session(socket: WebSocket, shared: Shared) {
                 }
                 Some(Ok(Message::Text(text))) => {
                     subscribed.extend(channels([text.as_str()]));
-                    if let Some(reply) = binance_reply(text.as_str()) {
-                        if tx.send(Message::Text(reply.into())).await.is_err() {
+                    if let Some(reply) = binance_reply(text.as_str())
+                        && tx.send(Message::Text(reply.into())).await.is_err() {
                             return;
                         }
-                    }
                     if !streaming && needed.iter().all(|c| subscribed.contains(c)) {
                         streaming = true;
                         due = Instant::now();

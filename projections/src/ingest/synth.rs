@@ -436,13 +436,13 @@ fn binance_file(
                 let trade = trades[next];
                 let t = millis(trade.at);
                 let open_time = t - t.rem_euclid(60_000);
-                if candle.as_ref().is_some_and(|c| c.open_time != open_time) {
-                    if let Some(done) = candle.take() {
-                        outbox.push(
-                            done.open_time + 60_000,
-                            kline(&pairs[index], &symbol(index), &done, true, places),
-                        );
-                    }
+                if candle.as_ref().is_some_and(|c| c.open_time != open_time)
+                    && let Some(done) = candle.take()
+                {
+                    outbox.push(
+                        done.open_time + 60_000,
+                        kline(&pairs[index], &symbol(index), &done, true, places),
+                    );
                 }
                 let c = candle.get_or_insert(Candle {
                     open_time,
@@ -488,20 +488,21 @@ fn binance_file(
                     }),
                 ),
             );
-            if let Some(c) = &candle {
-                if (now - start) % 2_000 == 0 && now < c.open_time + 60_000 {
-                    outbox.push(now, kline(&pairs[index], &symbol(index), c, false, places));
-                }
+            if let Some(c) = &candle
+                && (now - start) % 2_000 == 0
+                && now < c.open_time + 60_000
+            {
+                outbox.push(now, kline(&pairs[index], &symbol(index), c, false, places));
             }
             now += 1_000;
         }
-        if let Some(done) = candle.take() {
-            if done.open_time + 60_000 <= end {
-                outbox.push(
-                    done.open_time + 60_000,
-                    kline(&pairs[index], &symbol(index), &done, true, places),
-                );
-            }
+        if let Some(done) = candle.take()
+            && done.open_time + 60_000 <= end
+        {
+            outbox.push(
+                done.open_time + 60_000,
+                kline(&pairs[index], &symbol(index), &done, true, places),
+            );
         }
     }
     outbox.write(&mut writer)?;
