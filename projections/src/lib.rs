@@ -10,13 +10,19 @@
 //!   flight, so a projection's checkpoint (one number) never skips an event that
 //!   commits late with a smaller position.
 //!
-//! - [`ingest`]: the normalized [`ingest::Tick`] and total parsers of the real Binance,
-//!   Coinbase and CoinGecko messages: every input gives ticks or a reason for the
-//!   dead-letter topic, never a panic.
+//! - [`ingest`]: streams in. Total parsers of the real Binance, Coinbase and CoinGecko
+//!   messages into one [`ingest::Tick`]; the connectors that own the sockets and poll
+//!   loops (reconnect with backoff and jitter, pings, `serverShutdown`, heartbeats,
+//!   sequence gaps, 429s); news from RSS/Atom and NewsAPI with coin tagging; the
+//!   idempotent producer and the dead-letter topic; the replay file format, a local
+//!   replay server and the model that made the shipped recordings; and
+//!   [`ingest::run`], the `coinfold ingest` role that wires them together.
 //!
-//! The connectors' sockets, the producer, news and sentiment, Kafka consumer groups,
-//! checkpointed projection runners, the read models and rebuilds arrive with the rest
-//! of issues 4 and 5.
+//! - [`sentiment`]: VADER with a documented crypto overlay, its evaluation, and the
+//!   worker that scores `coinfold.news.articles` into `coinfold.news.sentiment`.
+//!
+//! Kafka-fed and log-fed projection runners with checkpoints, the read models and
+//! rebuilds arrive with issue 5.
 
 pub mod global_log;
 pub mod ingest;

@@ -1,16 +1,32 @@
-//! Market and news ingest: turning what exchanges send into coinfold's messages.
+//! Market and news ingest: turning what exchanges and newsrooms send into coinfold's
+//! messages on the topics.
 //!
 //! Every parser here is pure (bytes in, messages or a reason out) and total: no input
 //! makes it panic, and a message it cannot read comes back as a [`ParseError`] whose
-//! reason goes to `coinfold.dead-letter` with the raw bytes. The connectors that own
-//! the sockets and the producer that writes `coinfold.market.ticks` build on these.
+//! reason goes to `coinfold.dead-letter` with the raw bytes. The connectors own the
+//! sockets and poll loops and send what they read down a channel to the producer.
 //!
+//! Parsers:
 //! - [`Tick`]: the one normalized shape of a trade or a price from any source.
 //! - [`binance`]: combined-stream messages (aggTrade, trade, kline, 24hrMiniTicker,
 //!   serverShutdown, subscription answers).
 //! - [`coinbase`]: Advanced Trade channels (ticker, market_trades, heartbeats,
 //!   subscriptions) and `sequence_num` gap counting.
 //! - [`coingecko`]: `/simple/price` prices and `/coins/markets` coin metadata.
+//! - [`news`]: RSS/Atom (feed-rs) and NewsAPI articles, URL hashes, coin tagging.
+//!
+//! Connectors ([`connector`] has what they share: messages, counters, backoff):
+//! - [`websocket`]: the reconnecting socket loop, with [`binance_stream`] and
+//!   [`coinbase_stream`] as its two protocols;
+//! - [`coingecko_poller`] and [`news_poller`]: HTTP polls that back off on 429.
+//!
+//! Out: [`producer`] (idempotent, zstd, ticks keyed by coin, dead letters keyed by the
+//! topic they were meant for); [`run`] wires a [`run::Plan`] of connectors, the producer
+//! and the sentiment worker into the `coinfold ingest` role.
+//!
+//! Recordings: [`replay`] (the JSON-lines format), [`replay_server`] (plays a file as
+//! the exchange would, and survives being killed and restarted), [`synth`] (the model
+//! that made the shipped files in `recordings/`).
 
 pub mod binance;
 pub mod binance_stream;
