@@ -221,17 +221,8 @@ impl CoinGecko {
                     for coin in coins {
                         emit.send(Ingested::Coin(coin)).await?;
                     }
-                    if !problems.is_empty() {
-                        let reason = ParseError(
-                            problems
-                                .iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join("; "),
-                        );
-                        emit.dead_letter(COINS_TOPIC, &body, &reason, received)
-                            .await?;
-                    }
+                    emit.partly_read(COINS_TOPIC, &body, &problems, received)
+                        .await?;
                     if empty {
                         break;
                     }

@@ -151,6 +151,26 @@ impl Emitter {
     }
 }
 
+impl Emitter {
+    /// For a page of which some entries did not read (the rest went out): the whole
+    /// page to the dead-letter topic once, with every entry's reason. Nothing when all
+    /// entries read.
+    pub async fn partly_read(
+        &self,
+        topic: &'static str,
+        raw: &[u8],
+        problems: &[ParseError],
+        received_time: OffsetDateTime,
+    ) -> Result<(), Closed> {
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        self.dead_letter(topic, raw, &ParseError(reasons.join("; ")), received_time)
+            .await
+    }
+}
+
 /// Exponential backoff with jitter: the n-th delay is drawn from [c/2, c] where
 /// c = min(max, initial · 2ⁿ), so clients that lost the same server spread out.
 #[derive(Debug, Clone)]

@@ -93,7 +93,7 @@ impl NewsPoller {
                     Fetched::Body(body) => {
                         let now = OffsetDateTime::now_utc();
                         let read = news::parse_feed(&body, &feed.name, now, &self.tagger);
-                        self.pass_on("rss", &body, read, now, emit).await?;
+                        self.pass_on(&body, read, now, emit).await?;
                     }
                     Fetched::Later(delay) => pause(delay, cancel).await,
                 }
@@ -132,11 +132,10 @@ impl NewsPoller {
                                 }
                             }
                             Ok(Ok(read)) => {
-                                self.pass_on("newsapi", &body, Ok(read), now, emit).await?;
+                                self.pass_on(&body, Ok(read), now, emit).await?;
                             }
                             Err(reason) => {
-                                self.pass_on("newsapi", &body, Err(reason), now, emit)
-                                    .await?;
+                                self.pass_on(&body, Err(reason), now, emit).await?;
                             }
                         }
                     }
@@ -152,7 +151,6 @@ impl NewsPoller {
 
     async fn pass_on(
         &mut self,
-        source: &'static str,
         body: &[u8],
         read: Result<(Vec<Article>, Vec<ParseError>), ParseError>,
         now: OffsetDateTime,
@@ -165,18 +163,7 @@ impl NewsPoller {
                         emit.send(Ingested::Article(article)).await?;
                     }
                 }
-                if !problems.is_empty() {
-                    let reason = ParseError(
-                        problems
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    );
-                    tracing::debug!(source, "some entries of a feed could not be read");
-                    emit.dead_letter(ARTICLES_TOPIC, body, &reason, now).await?;
-                }
-                Ok(())
+                emit.partly_read(ARTICLES_TOPIC, body, &problems, now).await
             }
             Err(reason) => emit.dead_letter(ARTICLES_TOPIC, body, &reason, now).await,
         }
