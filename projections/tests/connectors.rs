@@ -407,3 +407,114 @@ async fn coingecko_backs_off_on_429_and_delivers_every_price_once() {
     assert!(received.coins >= 5, "coin metadata: {}", received.coins);
     assert!(received.dead_letters.is_empty());
 }
+
+#[tokio::test]
+async fn news_passes_each_article_once_backs_off_on_429_and_dead_letters_bad_entries() {
+    use coinfold_projections::ingest::news_poller::{FeedSettings, NewsPoller, NewsSettings};
+    use coinfold_projections::ingest::replay::{Feed, Header, REPLAY_FORMAT};
+
+    let t0 = datetime!(2026-04-07 14:30 UTC);
+    let at = |s: i64| t0 + time::Duration::seconds(s);
+    let newsapi = |s: i64, status: u16, body: &str| Response {
+        at: at(s),
+        get: "/v2/everything?q=bitcoin&language=en&sortBy=publishedAt".into(),
+        status,
+        headers: BTreeMap::new(),
+        body: body.into(),
+    };
+    let ok = r#"{"status":"ok","totalResults":2,"articles":[
+        {"source":{"id":null,"name":"CoinDesk"},"author":null,"title":"Bitcoin ETF inflows hit a record","description":null,"url":"https://x.io/1?utm_source=newsapi","urlToImage":null,"publishedAt":"2026-04-07T14:00:00Z","content":null},
+        {"source":{"id":null,"name":"Decrypt"},"author":"A","title":"Solana outage halts block production","description":"SOL slips","url":"https://x.io/2","urlToImage":null,"publishedAt":"2026-04-07T14:10:00Z","content":null}]}"#;
+    let rss = r#"<?xml version="1.0"?><rss version="2.0"><channel><title>Feed</title>
+        <item><title>Bitcoin ETF inflows hit a record</title><link>https://x.io/1</link></item>
+        <item><description>an entry with no title and no link</description></item>
+        <item><title>Ether staking deposits climb</title><link>https://x.io/3</link></item>
+        </channel></rss>"#;
+    let file = ReplayFile {
+        header: Header {
+            replay: REPLAY_FORMAT,
+            feed: Feed::Http,
+            url: "https://newsapi.org".into(),
+            recorded_at: t0,
+            generated: Some("written for this test".into()),
+        },
+        sends: vec![],
+        frames: vec![],
+        responses: vec![
+            newsapi(
+                0,
+                429,
+                r#"{"status":"error","code":"rateLimited","message":"You have made too many requests recently."}"#,
+            ),
+            newsapi(0, 200, ok),
+            newsapi(1, 200, ok),
+            Response {
+                at: at(0),
+                get: "/feed.xml".into(),
+                status: 200,
+                headers: BTreeMap::new(),
+                body: rss.into(),
+            },
+        ],
+    };
+    let playback = Playback::new(file, 10.0, PingPolicy::default());
+    let server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback.clone())
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::channel(1_000);
+    let emit = Emitter::new("news", tx);
+    let stats = emit.stats.clone();
+    let cancel = CancellationToken::new();
+    let poller = NewsPoller::new(
+        NewsSettings {
+            feeds: vec![FeedSettings {
+                name: "feed".into(),
+                url: format!("{}/feed.xml", server.url()),
+            }],
+            every_ms: 50,
+            request_timeout_ms: 2_000,
+            backoff: BackoffSettings {
+                initial_ms: 50,
+                max_ms: 200,
+            },
+            newsapi_endpoint: server.url(),
+            newsapi_queries: vec!["bitcoin".into()],
+            newsapi_key: Some("test-key".to_owned().into()),
+        },
+        coinfold_projections::ingest::news::CoinTagger::default_coins(),
+    )
+    .unwrap();
+    let task = tokio::spawn(poller.run(emit, cancel.clone()));
+    wait_for("every response", Duration::from_secs(20), || {
+        playback.finished()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cancel.cancel();
+    task.await.unwrap();
+    server.stop().await;
+    let mut titles = Vec::new();
+    let mut letters = Vec::new();
+    while let Ok(message) = rx.try_recv() {
+        match message {
+            Ingested::Article(article) => titles.push((article.title, article.coins.len())),
+            Ingested::DeadLetter(letter) => letters.push(letter.reason),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    titles.sort();
+    assert_eq!(
+        titles,
+        vec![
+            ("Bitcoin ETF inflows hit a record".to_owned(), 1),
+            ("Ether staking deposits climb".to_owned(), 1),
+            ("Solana outage halts block production".to_owned(), 1),
+        ],
+        "each article once, though two polls and a feed carried it"
+    );
+    assert!(stats.snapshot().rate_limited >= 1);
+    assert!(
+        !letters.is_empty() && letters.iter().all(|r| r.contains("no title or no link")),
+        "{letters:?}"
+    );
+}

@@ -5,10 +5,12 @@
 //! feed goes to the dead-letter topic whole, with the reason; an unreadable entry is
 //! named in the reason of a dead letter of the feed.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +51,9 @@ pub struct NewsPoller {
     client: reqwest::Client,
     tagger: CoinTagger,
     seen: Seen,
+    /// The SHA-256 of each feed's last answer: an unchanged feed is not read again
+    /// (nor its bad entries dead-lettered again).
+    last_answer: HashMap<String, [u8; 32]>,
 }
 
 impl NewsPoller {
@@ -63,6 +68,7 @@ impl NewsPoller {
             client,
             tagger,
             seen: Seen::new(50_000),
+            last_answer: HashMap::new(),
         })
     }
 
@@ -91,6 +97,10 @@ impl NewsPoller {
                 let request = self.client.get(&feed.url);
                 match http::fetch("rss", request, &emit.stats, &mut backoff, max).await {
                     Fetched::Body(body) => {
+                        let digest: [u8; 32] = Sha256::digest(&body).into();
+                        if self.last_answer.insert(feed.url.clone(), digest) == Some(digest) {
+                            continue;
+                        }
                         let now = OffsetDateTime::now_utc();
                         let read = news::parse_feed(&body, &feed.name, now, &self.tagger);
                         self.pass_on(&body, read, now, emit).await?;
