@@ -25,27 +25,12 @@ pub enum BinanceMessage {
     },
 }
 
+/// An aggTrade (`a`: aggregate trade id) or a trade (`t`: trade id); the rest is alike.
 #[derive(Deserialize)]
-struct AggTrade {
+struct TradeEvent {
     #[serde(rename = "s")]
     symbol: String,
-    #[serde(rename = "a")]
-    id: u64,
-    #[serde(rename = "p")]
-    price: String,
-    #[serde(rename = "q")]
-    quantity: String,
-    #[serde(rename = "T")]
-    trade_time: i64,
-    #[serde(rename = "m")]
-    buyer_is_maker: bool,
-}
-
-#[derive(Deserialize)]
-struct Trade {
-    #[serde(rename = "s")]
-    symbol: String,
-    #[serde(rename = "t")]
+    #[serde(rename = "a", alias = "t")]
     id: u64,
     #[serde(rename = "p")]
     price: String,
@@ -150,27 +135,21 @@ pub fn parse(raw: &[u8], received: OffsetDateTime) -> Result<BinanceMessage, Par
             })
         };
     let ticks = match event.as_str() {
-        "aggTrade" => {
-            let t: AggTrade = read("aggTrade", data)?;
+        "aggTrade" | "trade" => {
+            let t: TradeEvent = read(&event, data)?;
+            // Aggregate ids and trade ids are separate sequences.
+            let id = if event == "aggTrade" {
+                format!("agg-{}", t.id)
+            } else {
+                t.id.to_string()
+            };
             vec![tick(
                 &t.symbol,
                 TickKind::Trade,
                 &t.price,
                 Some(&t.quantity),
                 Some(taker(t.buyer_is_maker)),
-                Some(format!("agg-{}", t.id)),
-                t.trade_time,
-            )?]
-        }
-        "trade" => {
-            let t: Trade = read("trade", data)?;
-            vec![tick(
-                &t.symbol,
-                TickKind::Trade,
-                &t.price,
-                Some(&t.quantity),
-                Some(taker(t.buyer_is_maker)),
-                Some(t.id.to_string()),
+                Some(id),
                 t.trade_time,
             )?]
         }

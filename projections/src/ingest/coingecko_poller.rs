@@ -81,11 +81,7 @@ impl CoinGecko {
         if currencies.is_empty() {
             return Err("ingest.coingecko needs at least one currency".to_owned());
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.request_timeout_ms))
-            .user_agent(concat!("coinfold/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let client = http::client(settings.request_timeout_ms)?;
         Ok(Self {
             settings,
             ids,

@@ -6,6 +6,15 @@ use std::time::Duration;
 
 use super::connector::{Backoff, ConnectorStats};
 
+/// The pollers' client: a timeout per request, and a user agent naming coinfold.
+pub fn client(timeout_ms: u64) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(timeout_ms))
+        .user_agent(concat!("coinfold/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("building the HTTP client: {e}"))
+}
+
 pub enum Fetched {
     Body(Vec<u8>),
     /// Not now: try again after this long.

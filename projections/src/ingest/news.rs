@@ -102,6 +102,49 @@ fn plain(text: &str, max: usize) -> String {
     words.join(" ").chars().take(max).collect()
 }
 
+/// What a feed or NewsAPI says of one entry.
+struct Parts<'a> {
+    url: Option<String>,
+    title: Option<&'a str>,
+    summary: Option<&'a str>,
+    source: &'a str,
+    author: Option<&'a str>,
+    published_at: Option<OffsetDateTime>,
+    fetched_at: OffsetDateTime,
+    feed: &'a str,
+}
+
+/// An article from its parts, tags stripped and lengths bounded, tagged with its
+/// coins; `None` without a URL or a title.
+fn build(parts: Parts<'_>, tagger: &CoinTagger) -> Option<Article> {
+    let url = parts.url.filter(|u| !u.trim().is_empty())?;
+    let title = plain(parts.title?, 300);
+    if title.is_empty() {
+        return None;
+    }
+    let summary = parts
+        .summary
+        .map(|s| plain(s, 1_000))
+        .filter(|s| !s.is_empty());
+    let coins = tagger.tag(&format!("{title}\n{}", summary.as_deref().unwrap_or("")));
+    Some(Article {
+        schema: ARTICLE_SCHEMA,
+        id: article_id(&url),
+        url,
+        title,
+        summary,
+        source: parts.source.to_owned(),
+        author: parts
+            .author
+            .map(|a| plain(a, 100))
+            .filter(|a| !a.is_empty()),
+        published_at: parts.published_at,
+        fetched_at: parts.fetched_at,
+        feed: parts.feed.to_owned(),
+        coins,
+    })
+}
+
 fn from_chrono_seconds(seconds: i64, nanos: u32) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(seconds)
         .ok()
@@ -116,22 +159,19 @@ pub fn parse_feed(
     fetched_at: OffsetDateTime,
     tagger: &CoinTagger,
 ) -> Result<Articles, ParseError> {
-    let feed = feed_rs::parser::parse(raw)
+    let parsed = feed_rs::parser::parse(raw)
         .map_err(|e| ParseError::new(format!("not a feed: {}", short(&e.to_string()))))?;
-    let source = feed
+    let source = parsed
         .title
         .as_ref()
         .map(|t| plain(&t.content, 100))
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| feed_name.to_owned());
+    let feed_label = format!("rss:{feed_name}");
+    let feed = feed_label.as_str();
     let mut articles = Vec::new();
     let mut problems = Vec::new();
-    for (index, entry) in feed.entries.into_iter().enumerate() {
-        let title = entry
-            .title
-            .as_ref()
-            .map(|t| plain(&t.content, 300))
-            .unwrap_or_default();
+    for (index, entry) in parsed.entries.into_iter().enumerate() {
         let url = entry
             .links
             .first()
@@ -140,39 +180,28 @@ pub fn parse_feed(
                 (entry.id.starts_with("http://") || entry.id.starts_with("https://"))
                     .then(|| entry.id.clone())
             });
-        let (Some(url), false) = (url, title.is_empty()) else {
-            problems.push(ParseError::new(format!(
+        let built = build(
+            Parts {
+                url,
+                title: entry.title.as_ref().map(|t| t.content.as_str()),
+                summary: entry.summary.as_ref().map(|t| t.content.as_str()),
+                source: &source,
+                author: entry.authors.first().and_then(|a| a.name.as_deref()),
+                published_at: entry
+                    .published
+                    .or(entry.updated)
+                    .and_then(|t| from_chrono_seconds(t.timestamp(), t.timestamp_subsec_nanos())),
+                fetched_at,
+                feed: &feed,
+            },
+            tagger,
+        );
+        match built {
+            Some(article) => articles.push(article),
+            None => problems.push(ParseError::new(format!(
                 "entry {index}: no title or no link"
-            )));
-            continue;
-        };
-        let summary = entry
-            .summary
-            .as_ref()
-            .map(|s| plain(&s.content, 1_000))
-            .filter(|s| !s.is_empty());
-        let published = entry
-            .published
-            .or(entry.updated)
-            .and_then(|t| from_chrono_seconds(t.timestamp(), t.timestamp_subsec_nanos()));
-        let coins = tagger.tag(&format!("{title}\n{}", summary.as_deref().unwrap_or("")));
-        articles.push(Article {
-            schema: ARTICLE_SCHEMA,
-            id: article_id(&url),
-            url,
-            title,
-            summary,
-            source: source.clone(),
-            author: entry
-                .authors
-                .first()
-                .and_then(|a| a.name.as_deref())
-                .map(|n| plain(n, 100)),
-            published_at: published,
-            fetched_at,
-            feed: format!("rss:{feed_name}"),
-            coins,
-        });
+            ))),
+        }
     }
     Ok((articles, problems))
 }
@@ -230,39 +259,37 @@ pub fn parse_newsapi(
     let mut articles = Vec::new();
     let mut problems = Vec::new();
     for (index, item) in answer.articles.into_iter().enumerate() {
-        let (Some(url), Some(title)) = (item.url, item.title.map(|t| plain(&t, 300))) else {
-            problems.push(ParseError::new(format!("article {index}: no url or title")));
-            continue;
-        };
-        let published_at = match item.published_at.as_deref() {
-            Some(t) => Some(
-                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).map_err(
-                    |_| ParseError::new(format!("article {index}: publishedAt {:?}", short(t))),
-                )?,
-            ),
+        let published_at = match item.published_at.as_deref().map(|t| {
+            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| short(t))
+        }) {
+            Some(Err(bad)) => {
+                problems.push(ParseError::new(format!(
+                    "article {index}: publishedAt {bad:?}"
+                )));
+                continue;
+            }
+            Some(Ok(at)) => Some(at),
             None => None,
         };
-        let summary = item
-            .description
-            .map(|d| plain(&d, 1_000))
-            .filter(|d| !d.is_empty());
-        let coins = tagger.tag(&format!("{title}\n{}", summary.as_deref().unwrap_or("")));
-        articles.push(Article {
-            schema: ARTICLE_SCHEMA,
-            id: article_id(&url),
-            url,
-            title,
-            summary,
-            source: item
-                .source
-                .and_then(|s| s.name)
-                .unwrap_or_else(|| "NewsAPI".to_owned()),
-            author: item.author,
-            published_at,
-            fetched_at,
-            feed: "newsapi".to_owned(),
-            coins,
-        });
+        let source = item.source.and_then(|s| s.name);
+        let built = build(
+            Parts {
+                url: item.url,
+                title: item.title.as_deref(),
+                summary: item.description.as_deref(),
+                source: source.as_deref().unwrap_or("NewsAPI"),
+                author: item.author.as_deref(),
+                published_at,
+                fetched_at,
+                feed: "newsapi",
+            },
+            tagger,
+        );
+        match built {
+            Some(article) => articles.push(article),
+            None => problems.push(ParseError::new(format!("article {index}: no url or title"))),
+        }
     }
     Ok(Ok((articles, problems)))
 }
@@ -560,12 +587,15 @@ mod tests {
     fn newsapi_answers_and_errors_read() {
         let ok = br#"{"status":"ok","totalResults":2,"articles":[
             {"source":{"id":null,"name":"CoinDesk"},"author":null,"title":"Solana outage halts blocks","description":"SOL slips","url":"https://x.io/1","urlToImage":null,"publishedAt":"2024-01-15T18:00:00Z","content":"... [+4500 chars]"},
-            {"source":{"id":null,"name":"X"},"title":null,"url":"https://x.io/2"}]}"#;
+            {"source":{"id":null,"name":"X"},"title":null,"url":"https://x.io/2"},
+            {"source":null,"title":"Ether climbs","url":"https://x.io/3","publishedAt":"yesterday"}]}"#;
         let now = datetime!(2024-01-15 18:05 UTC);
         let (articles, problems) = parse_newsapi(ok, now, &CoinTagger::default_coins())
             .unwrap()
             .unwrap();
-        assert_eq!((articles.len(), problems.len()), (1, 1));
+        // A bad entry, even a bad date, costs that entry alone.
+        assert_eq!((articles.len(), problems.len()), (1, 2));
+        assert!(problems[1].to_string().contains("publishedAt"), "{problems:?}");
         assert_eq!(articles[0].coins, vec![CoinSymbol::parse("SOL").unwrap()]);
         let limited = br#"{"status":"error","code":"rateLimited","message":"You have made too many requests"}"#;
         assert_eq!(

@@ -58,11 +58,7 @@ pub struct NewsPoller {
 
 impl NewsPoller {
     pub fn new(settings: NewsSettings, tagger: CoinTagger) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.request_timeout_ms))
-            .user_agent(concat!("coinfold/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let client = http::client(settings.request_timeout_ms)?;
         Ok(Self {
             settings,
             client,
