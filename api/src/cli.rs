@@ -96,9 +96,10 @@ pub enum ReplayCommand {
         /// The folder to write into.
         #[arg(long, default_value = "recordings")]
         out: PathBuf,
-        /// Minutes of market time.
+        /// Minutes of market time (the shipped files: 12).
         #[arg(long, default_value_t = 12)]
         minutes: u32,
+        /// The model's seed (the shipped files: 7).
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
@@ -313,10 +314,9 @@ async fn replay(command: ReplayCommand) -> anyhow::Result<()> {
     match command {
         ReplayCommand::Generate { out, minutes, seed } => {
             let config = SynthConfig {
-                start: time::macros::datetime!(2026-04-07 14:30 UTC),
                 minutes,
                 seed,
-                coins: synth::demo_coins(),
+                ..SynthConfig::shipped()
             };
             let recordings = synth::generate(&config).context("generating the recordings")?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

@@ -8,15 +8,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use coinfold_projections::ingest::Tick;
 use coinfold_projections::ingest::binance_stream::Binance;
 use coinfold_projections::ingest::coinbase_stream::{Coinbase, CoinbaseSettings};
 use coinfold_projections::ingest::coingecko_poller::{CoinGecko, CoinGeckoSettings};
-use coinfold_projections::ingest::connector::{BackoffSettings, DeadLetter, Emitter, Ingested};
+use coinfold_projections::ingest::connector::{
+    BackoffSettings, DeadLetter, Emitter, Ingested, StatsSnapshot,
+};
 use coinfold_projections::ingest::replay::{Frame, ReplayFile, Response};
 use coinfold_projections::ingest::replay_server::{PingPolicy, Playback, ReplayServer};
 use coinfold_projections::ingest::synth::{self, SynthConfig};
 use coinfold_projections::ingest::websocket::{self, WebsocketSettings};
-use coinfold_projections::ingest::{Tick, binance, coinbase, coingecko};
 use time::macros::datetime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -61,23 +63,8 @@ fn by_coin<'a>(
 #[derive(Default)]
 struct Received {
     ticks: Vec<Tick>,
-    coins: usize,
+    coins: Vec<String>,
     dead_letters: Vec<DeadLetter>,
-}
-
-fn collect(mut rx: mpsc::Receiver<Ingested>) -> tokio::task::JoinHandle<Received> {
-    tokio::spawn(async move {
-        let mut received = Received::default();
-        while let Some(message) = rx.recv().await {
-            match message {
-                Ingested::Tick(tick) => received.ticks.push(tick),
-                Ingested::Coin(_) => received.coins += 1,
-                Ingested::DeadLetter(letter) => received.dead_letters.push(letter),
-                Ingested::Article(_) => {}
-            }
-        }
-        received
-    })
 }
 
 async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
@@ -91,20 +78,81 @@ async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
     }
 }
 
-/// Stops the server once it has sent `fraction` of the recording, waits, and starts a
-/// new one on the same port with the same playback.
-async fn kill_and_restart(server: ReplayServer, fraction: f64, total: usize) -> ReplayServer {
-    let playback = server.playback().clone();
-    let addr: SocketAddr = server.local_addr();
-    let finished =
-        |p: &Arc<Playback>| p.frames_sent() as f64 >= total as f64 * fraction || p.finished();
-    wait_for("the playback to get going", Duration::from_secs(30), || {
-        finished(&playback)
+/// One connector against one replay server, until it has sent `expected` ticks.
+struct Run {
+    received: Received,
+    stats: StatsSnapshot,
+    playback: Arc<Playback>,
+}
+
+/// Plays `file` at `speed`, starts the connector that `connect` makes for the server's
+/// URL, and, with `kill_at`, stops the server once that fraction of the expected ticks
+/// has arrived and starts a new one on the same port with the same playback.
+async fn play<F>(
+    file: ReplayFile,
+    speed: f64,
+    ping: PingPolicy,
+    kill_at: Option<f64>,
+    connect: impl FnOnce(String, Emitter, CancellationToken) -> F,
+) -> Run
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let expected = file.ticks().len();
+    let playback = Playback::new(file, speed, ping);
+    let mut server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback.clone())
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::channel(100_000);
+    let emit = Emitter::new("test", tx);
+    let stats = emit.stats.clone();
+    let cancel = CancellationToken::new();
+    let connector = tokio::spawn(connect(server.url(), emit, cancel.clone()));
+    let collector = tokio::spawn(async move {
+        let mut received = Received::default();
+        while let Some(message) = rx.recv().await {
+            match message {
+                Ingested::Tick(tick) => received.ticks.push(tick),
+                Ingested::Coin(coin) => received.coins.push(coin.symbol.to_string()),
+                Ingested::DeadLetter(letter) => received.dead_letters.push(letter),
+                Ingested::Article(_) => {}
+            }
+        }
+        received
+    });
+    if let Some(fraction) = kill_at {
+        wait_for("the playback to get going", Duration::from_secs(30), || {
+            stats.snapshot().ticks as f64 >= expected as f64 * fraction
+        })
+        .await;
+        let addr: SocketAddr = server.local_addr();
+        server.stop().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server = ReplayServer::start(addr, playback.clone()).await.unwrap();
+    }
+    wait_for("every tick", Duration::from_secs(60), || {
+        stats.snapshot().ticks as usize >= expected
     })
     .await;
+    cancel.cancel();
+    connector.await.unwrap();
     server.stop().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    ReplayServer::start(addr, playback).await.unwrap()
+    Run {
+        received: collector.await.unwrap(),
+        stats: stats.snapshot(),
+        playback,
+    }
+}
+
+fn insert(file: &mut ReplayFile, at: usize, text: &str) {
+    let time = file.frames[at].at;
+    file.frames.insert(
+        at,
+        Frame {
+            at: time,
+            text: text.to_owned(),
+        },
+    );
 }
 
 const NOT_JSON: &str = r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","s":"BTC"#;
@@ -113,63 +161,25 @@ const NAN_PRICE: &str = r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","
 #[tokio::test]
 async fn binance_delivers_every_tick_in_order_across_a_killed_server() {
     let mut file = ReplayFile::read(recordings(1).binance.as_slice()).unwrap();
-    let at = file.frames[40].at;
-    file.frames.insert(
-        40,
-        Frame {
-            at,
-            text: NOT_JSON.into(),
-        },
-    );
-    let at = file.frames[120].at;
-    file.frames.insert(
-        120,
-        Frame {
-            at,
-            text: NAN_PRICE.into(),
-        },
-    );
-    let expected: Vec<Tick> = file
-        .frames
-        .iter()
-        .filter_map(|f| match binance::parse(f.text.as_bytes(), f.at) {
-            Ok(binance::BinanceMessage::Ticks(ticks)) => Some(ticks),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let total = file.frames.len();
-    let playback = Playback::new(file, 20.0, PingPolicy::default());
-    let server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback.clone())
-        .await
-        .unwrap();
-    let (tx, rx) = mpsc::channel(100_000);
-    let emit = Emitter::new("binance", tx);
-    let stats = emit.stats.clone();
-    let cancel = CancellationToken::new();
-    let connector = tokio::spawn(websocket::run(
-        Binance::new(server.url()),
-        fast_reconnects(),
-        emit,
-        cancel.clone(),
-    ));
-    let received = collect(rx);
-    let server = kill_and_restart(server, 0.5, total).await;
-    wait_for("every tick", Duration::from_secs(60), || {
-        stats.snapshot().ticks as usize >= expected.len()
-    })
+    insert(&mut file, 40, NOT_JSON);
+    insert(&mut file, 120, NAN_PRICE);
+    let expected = file.ticks();
+    let run = play(
+        file,
+        20.0,
+        PingPolicy::default(),
+        Some(0.5),
+        |url, emit, cancel| websocket::run(Binance::new(url), fast_reconnects(), emit, cancel),
+    )
     .await;
-    cancel.cancel();
-    connector.await.unwrap();
-    server.stop().await;
-    let received = received.await.unwrap();
 
     assert_eq!(
-        by_coin(&received.ticks),
+        by_coin(&run.received.ticks),
         by_coin(&expected),
         "every tick, in order per coin"
     );
-    let reasons: Vec<&str> = received
+    let reasons: Vec<&str> = run
+        .received
         .dead_letters
         .iter()
         .map(|d| d.reason.as_str())
@@ -177,14 +187,13 @@ async fn binance_delivers_every_tick_in_order_across_a_killed_server() {
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[0].starts_with("not JSON"), "{reasons:?}");
     assert!(reasons[1].contains("NaN"), "{reasons:?}");
-    assert_eq!(received.dead_letters[1].raw, NAN_PRICE.as_bytes());
-    let stats = stats.snapshot();
-    assert!(stats.reconnects >= 1, "{stats:?}");
+    assert_eq!(run.received.dead_letters[1].raw, NAN_PRICE.as_bytes());
+    assert!(run.stats.reconnects >= 1, "{:?}", run.stats);
     println!(
         "binance: {} ticks over {} connections, {} dead letters",
-        received.ticks.len(),
-        stats.connections,
-        stats.dead_letters
+        run.received.ticks.len(),
+        run.stats.connections,
+        run.stats.dead_letters
     );
 }
 
@@ -192,58 +201,28 @@ async fn binance_delivers_every_tick_in_order_across_a_killed_server() {
 async fn binance_answers_pings_and_reconnects_on_server_shutdown() {
     let mut file = ReplayFile::read(recordings(1).binance.as_slice()).unwrap();
     let middle = file.frames.len() / 2;
-    let at = file.frames[middle].at;
-    file.frames.insert(
+    insert(
+        &mut file,
         middle,
-        Frame {
-            at,
-            text: r#"{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1633998523963}}"#
-                .into(),
-        },
+        r#"{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1633998523963}}"#,
     );
-    let expected_ticks: usize = file
-        .frames
-        .iter()
-        .filter_map(|f| match binance::parse(f.text.as_bytes(), f.at) {
-            Ok(binance::BinanceMessage::Ticks(ticks)) => Some(ticks.len()),
-            _ => None,
-        })
-        .sum();
+    let expected = file.ticks();
     // A ping every 50 ms, and a client that has not answered within 200 ms is dropped.
     let ping = PingPolicy {
         every: Duration::from_millis(50),
         pong_timeout: Duration::from_millis(200),
     };
-    let playback = Playback::new(file, 15.0, ping);
-    let server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback.clone())
-        .await
-        .unwrap();
-    let (tx, rx) = mpsc::channel(100_000);
-    let emit = Emitter::new("binance", tx);
-    let stats = emit.stats.clone();
-    let cancel = CancellationToken::new();
-    let connector = tokio::spawn(websocket::run(
-        Binance::new(server.url()),
-        fast_reconnects(),
-        emit,
-        cancel.clone(),
-    ));
-    let received = collect(rx);
-    wait_for("every tick", Duration::from_secs(60), || {
-        stats.snapshot().ticks as usize >= expected_ticks
+    let run = play(file, 15.0, ping, None, |url, emit, cancel| {
+        websocket::run(Binance::new(url), fast_reconnects(), emit, cancel)
     })
     .await;
-    cancel.cancel();
-    connector.await.unwrap();
-    server.stop().await;
-    let received = received.await.unwrap();
-    assert_eq!(received.ticks.len(), expected_ticks);
+    assert_eq!(by_coin(&run.received.ticks), by_coin(&expected));
     assert_eq!(
-        playback.connections(),
+        run.playback.connections(),
         2,
         "one reconnect, for the shutdown; none for a missed pong"
     );
-    assert!(playback.pongs() >= 20, "{} pongs", playback.pongs());
+    assert!(run.playback.pongs() >= 20, "{} pongs", run.playback.pongs());
 }
 
 #[tokio::test]
@@ -252,160 +231,108 @@ async fn coinbase_subscribes_counts_a_gap_and_survives_a_killed_server() {
     // Lose one message a quarter of the way in: a gap of one.
     let lost = file.frames.len() / 4;
     file.frames.remove(lost);
-    let at = file.frames[lost + 10].at;
-    file.frames.insert(lost + 10, Frame { at, text: r#"{"channel":"market_trades","timestamp":"2026-04-07T14:30:10Z","events":[{"type":"update","trades":[{"trade_id":"1","product_id":"BTC-USD","price":"-5","size":"1","side":"BUY","time":"2026-04-07T14:30:10Z"}]}]}"#.into() });
-    let expected: Vec<Tick> = file
-        .frames
-        .iter()
-        .filter_map(|f| match coinbase::parse(f.text.as_bytes(), f.at) {
-            Ok(coinbase::CoinbaseMessage {
-                body: coinbase::CoinbaseBody::Ticks(ticks),
-                ..
-            }) => Some(ticks),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let total = file.frames.len();
-    let playback = Playback::new(file, 20.0, PingPolicy::default());
-    let server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback.clone())
-        .await
-        .unwrap();
-    let (tx, rx) = mpsc::channel(100_000);
-    let emit = Emitter::new("coinbase", tx);
-    let stats = emit.stats.clone();
-    let cancel = CancellationToken::new();
+    insert(
+        &mut file,
+        lost + 10,
+        r#"{"channel":"market_trades","timestamp":"2026-04-07T14:30:10Z","events":[{"type":"update","trades":[{"trade_id":"1","product_id":"BTC-USD","price":"-5","size":"1","side":"BUY","time":"2026-04-07T14:30:10Z"}]}]}"#,
+    );
+    let expected = file.ticks();
     let products = synth::demo_coins()
         .iter()
         .map(|c| format!("{}-USD", c.symbol))
         .collect();
-    let coinbase = Coinbase::new(&CoinbaseSettings {
-        endpoint: server.url(),
-        product_ids: products,
-        channels: vec!["market_trades".into(), "ticker".into()],
-        websocket: fast_reconnects(),
-    })
-    .unwrap();
-    let connector = tokio::spawn(websocket::run(
-        coinbase,
-        fast_reconnects(),
-        emit,
-        cancel.clone(),
-    ));
-    let received = collect(rx);
-    let server = kill_and_restart(server, 0.6, total).await;
-    wait_for("every tick", Duration::from_secs(60), || {
-        stats.snapshot().ticks as usize >= expected.len()
-    })
+    let run = play(
+        file,
+        20.0,
+        PingPolicy::default(),
+        Some(0.6),
+        |url, emit, cancel| {
+            let coinbase = Coinbase::new(&CoinbaseSettings {
+                endpoint: url,
+                product_ids: products,
+                channels: vec!["market_trades".into(), "ticker".into()],
+                websocket: fast_reconnects(),
+            })
+            .unwrap();
+            websocket::run(coinbase, fast_reconnects(), emit, cancel)
+        },
+    )
     .await;
-    cancel.cancel();
-    connector.await.unwrap();
-    server.stop().await;
-    let received = received.await.unwrap();
-    assert_eq!(by_coin(&received.ticks), by_coin(&expected));
-    let stats = stats.snapshot();
+    assert_eq!(by_coin(&run.received.ticks), by_coin(&expected));
     assert_eq!(
-        (stats.sequence_gaps, stats.missed_messages),
+        (run.stats.sequence_gaps, run.stats.missed_messages),
         (1, 1),
-        "{stats:?}"
-    );
-    assert!(stats.reconnects >= 1);
-    assert_eq!(received.dead_letters.len(), 1);
-    assert!(
-        received.dead_letters[0].reason.contains("price"),
         "{:?}",
-        received.dead_letters[0]
+        run.stats
+    );
+    assert!(run.stats.reconnects >= 1);
+    assert_eq!(run.received.dead_letters.len(), 1);
+    assert!(
+        run.received.dead_letters[0].reason.contains("price"),
+        "{:?}",
+        run.received.dead_letters[0]
     );
 }
 
 #[tokio::test]
 async fn coingecko_backs_off_on_429_and_delivers_every_price_once() {
     let mut file = ReplayFile::read(recordings(3).coingecko.as_slice()).unwrap();
-    let prices: Vec<usize> = file
+    let third = file
         .responses
         .iter()
         .enumerate()
         .filter(|(_, r)| r.path() == "/api/v3/simple/price")
         .map(|(i, _)| i)
-        .collect();
-    let third = &file.responses[prices[2]];
+        .nth(2)
+        .unwrap();
     let limited = Response {
-        at: third.at,
-        get: third.get.clone(),
+        at: file.responses[third].at,
+        get: file.responses[third].get.clone(),
         status: 429,
         headers: [("retry-after".to_owned(), "1".to_owned())].into(),
         body: r#"{"status":{"error_code":429,"error_message":"You've exceeded the Rate Limit."}}"#
             .into(),
     };
-    file.responses.insert(prices[2] + 1, limited);
-    let ids: BTreeMap<_, _> = synth::demo_coins()
-        .iter()
-        .map(|c| (c.gecko_id.to_owned(), c.symbol.to_owned()))
-        .collect();
-    let typed_ids = ids
-        .iter()
-        .map(|(id, symbol)| {
-            (
-                coinfold_domain::values::CoinId::parse(id).unwrap(),
-                coinfold_domain::values::CoinSymbol::parse(symbol).unwrap(),
-            )
-        })
-        .collect();
-    let currencies =
-        ["USD", "EUR"].map(|c| coinfold_domain::values::QuoteCurrency::parse(c).unwrap());
-    let expected: Vec<Tick> = file
-        .responses
-        .iter()
-        .filter(|r| r.path() == "/api/v3/simple/price" && r.status == 200)
-        .flat_map(|r| {
-            coingecko::parse_simple_price(r.body.as_bytes(), r.at, &typed_ids, &currencies).unwrap()
-        })
-        .collect();
-    let playback = Playback::new(file, 30.0, PingPolicy::default());
-    let server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback.clone())
-        .await
-        .unwrap();
-    let (tx, rx) = mpsc::channel(100_000);
-    let emit = Emitter::new("coingecko", tx);
-    let stats = emit.stats.clone();
-    let cancel = CancellationToken::new();
-    let poller = CoinGecko::new(CoinGeckoSettings {
-        endpoint: server.url(),
-        coins: ids,
-        currencies: vec!["usd".into(), "eur".into()],
-        price_every_ms: 50,
-        markets_every_ms: 500,
-        market_pages: 1,
-        request_timeout_ms: 2_000,
-        backoff: BackoffSettings {
-            initial_ms: 50,
-            max_ms: 1_000,
+    file.responses.insert(third + 1, limited);
+    let expected = file.ticks();
+    assert_eq!(expected.len(), 70, "7 answers × 5 coins × 2 currencies");
+    let coins = file.coingecko_request().coins;
+    let run = play(
+        file,
+        30.0,
+        PingPolicy::default(),
+        Some(0.5),
+        |url, emit, cancel| {
+            let poller = CoinGecko::new(CoinGeckoSettings {
+                endpoint: url,
+                coins,
+                currencies: vec!["usd".into(), "eur".into()],
+                price_every_ms: 50,
+                markets_every_ms: 500,
+                market_pages: 1,
+                request_timeout_ms: 2_000,
+                backoff: BackoffSettings {
+                    initial_ms: 50,
+                    max_ms: 1_000,
+                },
+                api_key: None,
+            })
+            .unwrap();
+            poller.run(emit, cancel)
         },
-        api_key: None,
-    })
-    .unwrap();
-    let connector = tokio::spawn(poller.run(emit, cancel.clone()));
-    let received = collect(rx);
-    wait_for("half the prices", Duration::from_secs(30), || {
-        stats.snapshot().ticks as usize >= expected.len() / 2
-    })
+    )
     .await;
-    let addr = server.local_addr();
-    server.stop().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let server = ReplayServer::start(addr, playback.clone()).await.unwrap();
-    wait_for("every price", Duration::from_secs(60), || {
-        stats.snapshot().ticks as usize >= expected.len()
-    })
-    .await;
-    cancel.cancel();
-    connector.await.unwrap();
-    server.stop().await;
-    let received = received.await.unwrap();
-    assert_eq!(by_coin(&received.ticks), by_coin(&expected));
-    assert_eq!(stats.snapshot().rate_limited, 1);
-    assert!(received.coins >= 5, "coin metadata: {}", received.coins);
-    assert!(received.dead_letters.is_empty());
+    assert_eq!(by_coin(&run.received.ticks), by_coin(&expected));
+    assert_eq!(run.stats.rate_limited, 1);
+    let mut metadata = run.received.coins.clone();
+    metadata.sort();
+    metadata.dedup();
+    assert_eq!(
+        metadata,
+        ["ADA", "BTC", "DOGE", "ETH", "SOL"],
+        "coin metadata"
+    );
+    assert!(run.received.dead_letters.is_empty());
 }
 
 #[tokio::test]

@@ -19,9 +19,7 @@ use coinfold_projections::ingest::replay_server::{PingPolicy, Playback, ReplaySe
 use coinfold_projections::ingest::run::{self, KafkaTarget, Plan};
 use coinfold_projections::ingest::synth::{self, SynthConfig};
 use coinfold_projections::ingest::websocket::WebsocketSettings;
-use coinfold_projections::ingest::{
-    DEAD_LETTER_TOPIC, SENTIMENT_TOPIC, TICKS_TOPIC, Tick, binance, coinbase, coingecko,
-};
+use coinfold_projections::ingest::{DEAD_LETTER_TOPIC, SENTIMENT_TOPIC, TICKS_TOPIC, Tick};
 use coinfold_projections::sentiment::worker::ScoredArticle;
 use coinfold_tests::{TestTopics, test_settings};
 use rdkafka::ClientConfig;
@@ -144,53 +142,12 @@ async fn recorded_feeds_reach_the_topics_in_order_through_killed_servers() {
     let gecko_file = ReplayFile::read(recordings.coingecko.as_slice()).unwrap();
     let news_file = ReplayFile::read(recordings.news.as_slice()).unwrap();
 
-    let mut expected: Vec<Tick> = Vec::new();
-    for frame in &binance_file.frames {
-        if let Ok(binance::BinanceMessage::Ticks(ticks)) =
-            binance::parse(frame.text.as_bytes(), frame.at)
-        {
-            expected.extend(ticks);
-        }
-    }
-    for frame in &coinbase_file.frames {
-        if let Ok(coinbase::CoinbaseMessage {
-            body: coinbase::CoinbaseBody::Ticks(ticks),
-            ..
-        }) = coinbase::parse(frame.text.as_bytes(), frame.at)
-        {
-            expected.extend(ticks);
-        }
-    }
-    let ids: BTreeMap<String, String> = synth::demo_coins()
+    let expected: Vec<Tick> = [&binance_file, &coinbase_file, &gecko_file]
         .iter()
-        .map(|c| (c.gecko_id.to_owned(), c.symbol.to_owned()))
+        .flat_map(|file| file.ticks())
         .collect();
-    let typed_ids = ids
-        .iter()
-        .map(|(id, s)| {
-            (
-                coinfold_domain::values::CoinId::parse(id).unwrap(),
-                coinfold_domain::values::CoinSymbol::parse(s).unwrap(),
-            )
-        })
-        .collect();
-    let currencies =
-        ["USD", "EUR"].map(|c| coinfold_domain::values::QuoteCurrency::parse(c).unwrap());
-    for response in gecko_file
-        .responses
-        .iter()
-        .filter(|r| r.path() == "/api/v3/simple/price")
-    {
-        expected.extend(
-            coingecko::parse_simple_price(
-                response.body.as_bytes(),
-                response.at,
-                &typed_ids,
-                &currencies,
-            )
-            .unwrap(),
-        );
-    }
+    let ids = gecko_file.coingecko_request().coins;
+    assert_eq!(ids.len(), 5);
 
     let binance_frames = binance_file.frames.len();
     let coinbase_frames = coinbase_file.frames.len();
@@ -351,15 +308,24 @@ async fn recorded_feeds_reach_the_topics_in_order_through_killed_servers() {
         Duration::from_secs(60),
     )
     .await;
+    let mut scored_coins = Vec::new();
     for message in &scored {
         let score: ScoredArticle =
             serde_json::from_slice(message.payload().unwrap_or_default()).unwrap();
         assert_eq!(message.key(), Some(score.coin.as_str().as_bytes()));
+        scored_coins.push(score.coin.to_string());
         println!(
             "sentiment {:>6.3} {:?} {} | {}",
             score.score, score.label, score.coin, score.title
         );
     }
+
+    scored_coins.sort();
+    assert_eq!(
+        scored_coins,
+        ["ADA", "BTC", "DOGE", "ETH", "SOL"],
+        "the first five headlines name one coin each"
+    );
 
     cancel.cancel();
     let report = ingest.await.unwrap().expect("ingest ran");

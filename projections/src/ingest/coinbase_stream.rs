@@ -56,11 +56,6 @@ impl Coinbase {
             sequence: SequenceTracker::default(),
         })
     }
-
-    /// Messages lost in gaps so far, over every connection.
-    pub fn missed(&self) -> u64 {
-        self.sequence.missed
-    }
 }
 
 impl Protocol for Coinbase {

@@ -192,7 +192,7 @@ pub fn parse_feed(
                     .or(entry.updated)
                     .and_then(|t| from_chrono_seconds(t.timestamp(), t.timestamp_subsec_nanos())),
                 fetched_at,
-                feed: &feed,
+                feed,
             },
             tagger,
         );
@@ -595,7 +595,10 @@ mod tests {
             .unwrap();
         // A bad entry, even a bad date, costs that entry alone.
         assert_eq!((articles.len(), problems.len()), (1, 2));
-        assert!(problems[1].to_string().contains("publishedAt"), "{problems:?}");
+        assert!(
+            problems[1].to_string().contains("publishedAt"),
+            "{problems:?}"
+        );
         assert_eq!(articles[0].coins, vec![CoinSymbol::parse("SOL").unwrap()]);
         let limited = br#"{"status":"error","code":"rateLimited","message":"You have made too many requests"}"#;
         assert_eq!(

@@ -29,16 +29,25 @@ use super::{ARTICLES_TOPIC, COINS_TOPIC, DEAD_LETTER_TOPIC, TICKS_TOPIC};
 /// Version of the dead-letter message.
 pub const DEAD_LETTER_SCHEMA: u32 = 1;
 
-/// The topic names of one deployment (or one test), with its prefix.
+/// The topic names of one deployment (or one test), with its prefix, made once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestTopics {
     prefix: String,
+    ticks: String,
+    coins: String,
+    articles: String,
+    dead_letter: String,
 }
 
 impl IngestTopics {
     pub fn new(prefix: &str) -> Self {
+        let name = |topic: &str| format!("{prefix}{topic}");
         Self {
             prefix: prefix.to_owned(),
+            ticks: name(TICKS_TOPIC),
+            coins: name(COINS_TOPIC),
+            articles: name(ARTICLES_TOPIC),
+            dead_letter: name(DEAD_LETTER_TOPIC),
         }
     }
 
@@ -164,26 +173,26 @@ pub struct Produced {
 pub async fn run(
     mut rx: mpsc::Receiver<Ingested>,
     producer: FutureProducer,
-    topics: IngestTopics,
+    topics: &IngestTopics,
 ) -> Result<Produced, ProduceError> {
-    let mut pending: VecDeque<(String, DeliveryFuture)> = VecDeque::new();
+    let mut pending: VecDeque<(&str, DeliveryFuture)> = VecDeque::new();
     let mut produced = Produced::default();
     while let Some(message) = rx.recv().await {
-        let (topic, key, payload, headers) = encode(&message, &topics)?;
+        let (topic, key, payload, headers) = encode(&message, topics)?;
         match &message {
             Ingested::Tick(_) => produced.ticks += 1,
             Ingested::Coin(_) => produced.coins += 1,
             Ingested::Article(_) => produced.articles += 1,
             Ingested::DeadLetter(_) => produced.dead_letters += 1,
         }
-        let mut record = FutureRecord::to(&topic)
+        let mut record = FutureRecord::to(topic)
             .key(&key)
             .payload(&payload)
             .headers(headers);
         loop {
             match producer.send_result(record) {
                 Ok(delivery) => {
-                    pending.push_back((topic.clone(), delivery));
+                    pending.push_back((topic, delivery));
                     break;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
@@ -193,7 +202,12 @@ pub async fn run(
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 }
-                Err((source, _)) => return Err(ProduceError::Delivery { topic, source }),
+                Err((source, _)) => {
+                    return Err(ProduceError::Delivery {
+                        topic: topic.to_owned(),
+                        source,
+                    });
+                }
             }
         }
         while pending.len() > IN_FLIGHT {
@@ -207,28 +221,29 @@ pub async fn run(
     Ok(produced)
 }
 
-async fn settle_oldest(
-    pending: &mut VecDeque<(String, DeliveryFuture)>,
-) -> Result<(), ProduceError> {
+async fn settle_oldest(pending: &mut VecDeque<(&str, DeliveryFuture)>) -> Result<(), ProduceError> {
     let Some((topic, delivery)) = pending.pop_front() else {
         return Ok(());
     };
     match delivery.await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err((source, _))) => Err(ProduceError::Delivery { topic, source }),
+        Ok(Err((source, _))) => Err(ProduceError::Delivery {
+            topic: topic.to_owned(),
+            source,
+        }),
         Err(_cancelled) => Err(ProduceError::Delivery {
-            topic,
+            topic: topic.to_owned(),
             source: KafkaError::Canceled,
         }),
     }
 }
 
-type Encoded = (String, String, Vec<u8>, OwnedHeaders);
+type Encoded<'a> = (&'a str, String, Vec<u8>, OwnedHeaders);
 
-fn encode(message: &Ingested, topics: &IngestTopics) -> Result<Encoded, ProduceError> {
+fn encode<'a>(message: &Ingested, topics: &'a IngestTopics) -> Result<Encoded<'a>, ProduceError> {
     Ok(match message {
         Ingested::Tick(tick) => (
-            topics.name(TICKS_TOPIC),
+            &topics.ticks,
             tick.coin.to_string(),
             serde_json::to_vec(tick)?,
             OwnedHeaders::new().insert(Header {
@@ -237,7 +252,7 @@ fn encode(message: &Ingested, topics: &IngestTopics) -> Result<Encoded, ProduceE
             }),
         ),
         Ingested::Coin(coin) => (
-            topics.name(COINS_TOPIC),
+            &topics.coins,
             coin.id.to_string(),
             serde_json::to_vec(&CoinMessage {
                 schema: super::COIN_SCHEMA,
@@ -246,13 +261,13 @@ fn encode(message: &Ingested, topics: &IngestTopics) -> Result<Encoded, ProduceE
             OwnedHeaders::new(),
         ),
         Ingested::Article(article) => (
-            topics.name(ARTICLES_TOPIC),
+            &topics.articles,
             article.id.clone(),
             serde_json::to_vec(article)?,
             OwnedHeaders::new(),
         ),
         Ingested::DeadLetter(letter) => (
-            topics.name(DEAD_LETTER_TOPIC),
+            &topics.dead_letter,
             topics.name(letter.topic),
             serde_json::to_vec(&DeadLetterMessage::from_letter(letter))?,
             OwnedHeaders::new()
@@ -289,8 +304,8 @@ mod tests {
             raw: vec![0xff, b'{', 0x00],
             received_time: OffsetDateTime::UNIX_EPOCH,
         };
-        let (topic, key, payload, _) =
-            encode(&Ingested::DeadLetter(letter), &IngestTopics::new("t.")).unwrap();
+        let topics = IngestTopics::new("t.");
+        let (topic, key, payload, _) = encode(&Ingested::DeadLetter(letter), &topics).unwrap();
         assert_eq!(topic, "t.coinfold.dead-letter");
         assert_eq!(key, "t.coinfold.market.ticks");
         let message: DeadLetterMessage = serde_json::from_slice(&payload).unwrap();

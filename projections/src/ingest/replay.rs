@@ -15,9 +15,12 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
+use coinfold_domain::values::{CoinId, CoinSymbol, QuoteCurrency};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
+
+use super::Tick;
 
 /// The format version, in every header.
 pub const REPLAY_FORMAT: u32 = 1;
@@ -246,6 +249,122 @@ impl ReplayFile {
             .collect();
         Some((*times.first()?, *times.last()?))
     }
+}
+
+/// What a CoinGecko recording asked for: ids with their symbols (from its
+/// `/coins/markets` answers) and the currencies of its `/simple/price` requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GeckoRequest {
+    pub coins: BTreeMap<String, String>,
+    pub currencies: Vec<String>,
+}
+
+impl ReplayFile {
+    pub fn coingecko_request(&self) -> GeckoRequest {
+        let mut request = GeckoRequest::default();
+        for response in &self.responses {
+            match response.path() {
+                "/api/v3/coins/markets" => {
+                    if let Ok((markets, _)) =
+                        super::coingecko::parse_markets(response.body.as_bytes())
+                    {
+                        for coin in markets {
+                            request
+                                .coins
+                                .insert(coin.id.to_string(), coin.symbol.to_string());
+                        }
+                    }
+                }
+                "/api/v3/simple/price" => {
+                    request.currencies = query_list(&response.get, "vs_currencies");
+                }
+                _ => {}
+            }
+        }
+        request
+    }
+
+    /// Every tick the recording holds, in order, read by the connectors' own parsers
+    /// (frames or answers that do not read are passed over; a CoinGecko price counts
+    /// once, when its `last_updated_at` is new, as the poller passes it on).
+    pub fn ticks(&self) -> Vec<Tick> {
+        use super::binance::{self, BinanceMessage};
+        use super::coinbase::{self, CoinbaseBody};
+        let mut ticks = Vec::new();
+        match self.header.feed {
+            Feed::Binance => {
+                for frame in &self.frames {
+                    if let Ok(BinanceMessage::Ticks(read)) =
+                        binance::parse(frame.text.as_bytes(), frame.at)
+                    {
+                        ticks.extend(read);
+                    }
+                }
+            }
+            Feed::Coinbase => {
+                for frame in &self.frames {
+                    if let Ok(message) = coinbase::parse(frame.text.as_bytes(), frame.at)
+                        && let CoinbaseBody::Ticks(read) = message.body
+                    {
+                        ticks.extend(read);
+                    }
+                }
+            }
+            Feed::Http => {
+                let request = self.coingecko_request();
+                let ids = request
+                    .coins
+                    .iter()
+                    .filter_map(|(id, symbol)| {
+                        Some((CoinId::parse(id).ok()?, CoinSymbol::parse(symbol).ok()?))
+                    })
+                    .collect();
+                let currencies: Vec<QuoteCurrency> = request
+                    .currencies
+                    .iter()
+                    .filter_map(|c| QuoteCurrency::parse(c.to_ascii_uppercase()).ok())
+                    .collect();
+                let mut newest: BTreeMap<(String, String), OffsetDateTime> = BTreeMap::new();
+                for response in self
+                    .responses
+                    .iter()
+                    .filter(|r| r.path() == "/api/v3/simple/price" && r.status == 200)
+                {
+                    let Ok(read) = super::coingecko::parse_simple_price(
+                        response.body.as_bytes(),
+                        response.at,
+                        &ids,
+                        &currencies,
+                    ) else {
+                        continue;
+                    };
+                    for tick in read {
+                        let key = (tick.coin.to_string(), tick.quote.to_string());
+                        if newest
+                            .get(&key)
+                            .is_none_or(|last| tick.exchange_time > *last)
+                        {
+                            newest.insert(key, tick.exchange_time);
+                            ticks.push(tick);
+                        }
+                    }
+                }
+            }
+        }
+        ticks
+    }
+}
+
+/// The comma-separated values of one query parameter of a path.
+pub fn query_list(get: &str, name: &str) -> Vec<String> {
+    get.split_once('?')
+        .map(|(_, query)| query)
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(key, _)| *key == name)
+        .flat_map(|(_, value)| value.split(',').map(str::to_owned))
+        .collect()
 }
 
 /// Writes a replay file line by line.

@@ -6,7 +6,6 @@
 //! played by its own [`ReplayServer`] on loopback, so that the same connectors read the
 //! recording as they would read the exchange.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +15,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::SENTIMENT_TOPIC;
 use super::binance_stream::{Binance, BinanceSettings};
 use super::coinbase_stream::{Coinbase, CoinbaseSettings};
 use super::coingecko_poller::{CoinGecko, CoinGeckoSettings};
@@ -23,10 +23,9 @@ use super::connector::{ConnectorStats, Emitter};
 use super::news::CoinTagger;
 use super::news_poller::{FeedSettings, NewsPoller, NewsSettings};
 use super::producer::{self, IngestTopics, ProduceError, Produced};
-use super::replay::{Feed, ReplayFile};
+use super::replay::{Feed, GeckoRequest, ReplayFile};
 use super::replay_server::{PingPolicy, Playback, ReplayServer};
 use super::websocket::{self, WebsocketSettings};
-use super::{SENTIMENT_TOPIC, coingecko};
 use crate::sentiment::worker::{SentimentWorker, WorkerSettings};
 
 /// `[ingest]` in the configuration.
@@ -153,34 +152,19 @@ impl Plan {
                 }
                 Feed::Http => {
                     let mut feeds = Vec::new();
-                    let mut coins = BTreeMap::new();
-                    let mut currencies = Vec::new();
                     for response in &file.responses {
-                        match response.path() {
-                            "/api/v3/coins/markets" => {
-                                if let Ok((markets, _)) =
-                                    coingecko::parse_markets(response.body.as_bytes())
-                                {
-                                    for coin in markets {
-                                        coins.insert(coin.id.to_string(), coin.symbol.to_string());
-                                    }
-                                }
+                        let path = response.path();
+                        if !path.starts_with("/api/") {
+                            let feed = FeedSettings {
+                                name: path.trim_start_matches('/').replace('/', "-"),
+                                url: format!("{}{path}", server.url()),
+                            };
+                            if !feeds.contains(&feed) {
+                                feeds.push(feed);
                             }
-                            "/api/v3/simple/price" => {
-                                currencies = query_list(&response.get, "vs_currencies");
-                            }
-                            path if !path.starts_with("/api/") => {
-                                let feed = FeedSettings {
-                                    name: path.trim_start_matches('/').replace('/', "-"),
-                                    url: format!("{}{path}", server.url()),
-                                };
-                                if !feeds.contains(&feed) {
-                                    feeds.push(feed);
-                                }
-                            }
-                            _ => {}
                         }
                     }
+                    let GeckoRequest { coins, currencies } = file.coingecko_request();
                     if !coins.is_empty() {
                         plan.coingecko = Some(CoinGeckoSettings {
                             endpoint: server.url(),
@@ -211,17 +195,6 @@ impl Plan {
         }
         Ok((plan, servers))
     }
-}
-
-fn query_list(get: &str, name: &str) -> Vec<String> {
-    get.split_once('?')
-        .map(|(_, query)| query)
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .filter(|(key, _)| *key == name)
-        .flat_map(|(_, value)| value.split(',').map(str::to_owned))
-        .collect()
 }
 
 /// Files as given, and the `*.jsonl` files of folders, sorted.
@@ -366,7 +339,7 @@ pub async fn run(
             }
         })
     };
-    let produced = producer::run(rx, producer, topics).await;
+    let produced = producer::run(rx, producer, &topics).await;
     while tasks.join_next().await.is_some() {}
     reporter.abort();
     let articles_scored = match sentiment {

@@ -122,7 +122,20 @@ pub struct SynthConfig {
     pub coins: Vec<SynthCoin>,
 }
 
-/// The three recordings, as file contents.
+impl SynthConfig {
+    /// What made the files in `recordings/`: 12 minutes from 2026-04-07 14:30 UTC,
+    /// seed 7, the demo coins.
+    pub fn shipped() -> Self {
+        Self {
+            start: time::macros::datetime!(2026-04-07 14:30 UTC),
+            minutes: 12,
+            seed: 7,
+            coins: demo_coins(),
+        }
+    }
+}
+
+/// The recordings, as file contents.
 #[derive(Debug, Clone)]
 pub struct Recordings {
     pub binance: Vec<u8>,
@@ -208,6 +221,7 @@ struct Candle {
 }
 
 /// What a 24 h ticker reports for one coin on one exchange.
+#[derive(Clone, Copy)]
 struct Day {
     open: f64,
     high: f64,
@@ -426,7 +440,7 @@ fn binance_file(
     for (index, trades) in trades_by_coin.iter().enumerate() {
         let places = 8;
         let mut candle: Option<Candle> = None;
-        let mut day = Day { ..days[index] };
+        let mut day = days[index];
         let mut next = 0;
         let mut last_price = config.coins[index].price;
         // Every second: the ticker; every 2 s and at each minute's end: the candle.
@@ -593,16 +607,7 @@ fn coinbase_file(
             "best_ask": fixed(price + tick, places), "best_ask_quantity": fixed(coin.typical_size * 0.8, coin.size_places),
         })
     };
-    let mut day_state: Vec<Day> = days
-        .iter()
-        .map(|d| Day {
-            open: d.open,
-            high: d.high,
-            low: d.low,
-            volume: d.volume,
-            quote_volume: d.quote_volume,
-        })
-        .collect();
+    let mut day_state: Vec<Day> = days.to_vec();
     let mut last_price: Vec<f64> = config.coins.iter().map(|c| c.price).collect();
     push(
         start - 400,
@@ -940,6 +945,36 @@ mod tests {
         assert_eq!(a.coinbase, b.coinbase);
         assert_eq!(a.coingecko, b.coingecko);
         assert_eq!(a.news, b.news);
+    }
+
+    #[test]
+    fn the_shipped_recordings_are_what_the_model_makes() {
+        let made = generate(&SynthConfig::shipped()).unwrap();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../recordings/");
+        for (name, bytes) in [
+            ("binance.jsonl", &made.binance),
+            ("coinbase.jsonl", &made.coinbase),
+            ("coingecko.jsonl", &made.coingecko),
+            ("news.jsonl", &made.news),
+        ] {
+            let shipped = std::fs::read(format!("{dir}{name}")).unwrap();
+            assert!(
+                shipped == *bytes,
+                "recordings/{name} differs from the model: run `coinfold replay generate`"
+            );
+            let file = ReplayFile::read(shipped.as_slice()).unwrap();
+            let (first, last) = file.span().unwrap();
+            assert!(
+                last - first >= time::Duration::minutes(10),
+                "{name} spans {}",
+                last - first
+            );
+            if name != "news.jsonl" {
+                let coins: std::collections::BTreeSet<String> =
+                    file.ticks().iter().map(|t| t.coin.to_string()).collect();
+                assert_eq!(coins.len(), 5, "{name}: {coins:?}");
+            }
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_util::sync::CancellationToken;
 
 use super::connector::{BackoffSettings, Closed, ConnectorStats, Emitter, Ingested};
@@ -49,7 +49,8 @@ pub enum Flow {
     Reconnect(&'static str),
 }
 
-/// What a frame became.
+/// What a frame became. (A frame that does not read is the protocol's `Err`, which
+/// this loop sends to the dead-letter topic; `out` is what goes to the topics.)
 #[derive(Debug)]
 pub struct Handled {
     pub out: Vec<Ingested>,
@@ -174,12 +175,12 @@ async fn session<P: Protocol>(
             next = tokio::time::timeout(idle, socket.next()) => next,
         };
         let received = OffsetDateTime::now_utc();
-        let (raw, text): (Vec<u8>, bool) = match next {
+        let (raw, text): (Bytes, bool) = match next {
             Err(_) => return Ended::Reconnect(format!("nothing received for {idle:?}")),
             Ok(None) => return Ended::Reconnect("the server closed the connection".to_owned()),
             Ok(Some(Err(error))) => return Ended::Reconnect(format!("read failed: {error}")),
-            Ok(Some(Ok(Message::Text(text)))) => (text.as_bytes().to_vec(), true),
-            Ok(Some(Ok(Message::Binary(bytes)))) => (bytes.to_vec(), false),
+            Ok(Some(Ok(Message::Text(text)))) => (text.into(), true),
+            Ok(Some(Ok(Message::Binary(bytes)))) => (bytes, false),
             Ok(Some(Ok(Message::Ping(_)))) => {
                 // tungstenite has queued the pong; send it now.
                 if let Err(error) = socket.flush().await {
@@ -202,18 +203,7 @@ async fn session<P: Protocol>(
             Ok(handled) => {
                 let mut sent = Ok(());
                 for message in handled.out {
-                    sent = match message {
-                        Ingested::DeadLetter(letter) => {
-                            emit.dead_letter(
-                                letter.topic,
-                                &letter.raw,
-                                &ParseError(letter.reason),
-                                letter.received_time,
-                            )
-                            .await
-                        }
-                        other => emit.send(other).await,
-                    };
+                    sent = emit.send(message).await;
                     if sent.is_err() {
                         break;
                     }
