@@ -21,9 +21,11 @@
 //!   preferences, API keys and watchlist.
 //! - [`alert`]: the Alert aggregate: a validated condition on a coin; triggering is
 //!   idempotent (one-shot until re-armed, recurring after a cooldown).
+//! - [`indicators`]: SMA, EMA, RSI, MACD, Bollinger bands, volatility and correlation
+//!   over candle closes, updated one candle at a time with work independent of the
+//!   window (compensated rolling sums), and state a projection can persist and resume.
 //!
-//! The indicator maths (SMA, EMA, RSI, MACD, Bollinger, volatility, correlation) come
-//! with the read side (issue 5). This crate may depend only on serde, thiserror, uuid, time, rust_decimal and
+//! This crate may depend only on serde, thiserror, uuid, time, rust_decimal and
 //! cqrs-es.
 
 /// Implements `cqrs_es::Aggregate` for an aggregate with `decide` and `evolve`: `handle`
@@ -58,6 +60,8 @@ macro_rules! cqrs_aggregate {
 }
 
 pub mod alert;
+pub mod indicators;
 pub mod portfolio;
+pub mod upcasting;
 pub mod user;
 pub mod values;

@@ -26,4 +26,6 @@
 
 pub mod global_log;
 pub mod ingest;
+pub mod models;
+pub mod projection;
 pub mod sentiment;

@@ -1,0 +1,125 @@
+//! Users (name, base currency, state), their watchlists, and usage: how many events each
+//! user's commands produced, by event type, over every aggregate.
+
+use coinfold_domain::user::UserEvent;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{acting_user, bad, decode, recorded_at};
+use crate::global_log::RecordedEvent;
+use crate::projection::{LogProjection, Output, ProjectionError};
+
+pub const NAME: &str = "users";
+pub const TABLES: &[&str] = &["users", "watchlists", "usage"];
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Users;
+
+impl LogProjection for Users {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        TABLES
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        events: &[RecordedEvent],
+        _out: &mut Output,
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            if let Some(user) = acting_user(event) {
+                sqlx::query(
+                    "INSERT INTO usage (user_id, event_type, count) VALUES ($1, $2, 1) \
+                     ON CONFLICT (user_id, event_type) DO UPDATE SET count = usage.count + 1",
+                )
+                .bind(user)
+                .bind(&event.event_type)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if event.aggregate_type == "User" {
+                let id: Uuid = event
+                    .aggregate_id
+                    .parse()
+                    .map_err(|_| bad(event, "aggregate id is not a UUID"))?;
+                apply_one(tx, id, event, decode(event)?).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn apply_one(
+    tx: &mut PgConnection,
+    id: Uuid,
+    event: &RecordedEvent,
+    payload: UserEvent,
+) -> Result<(), ProjectionError> {
+    match payload {
+        UserEvent::Registered {
+            username,
+            registered_at,
+            ..
+        } => {
+            sqlx::query(
+                "INSERT INTO users (user_id, username, base_currency, registered_at, deactivated, position) \
+                 VALUES ($1, $2, 'USD', $3, false, $4)",
+            )
+            .bind(id)
+            .bind(username.as_str())
+            .bind(registered_at)
+            .bind(event.global_position)
+            .execute(&mut *tx)
+            .await?;
+            return Ok(());
+        }
+        UserEvent::PreferencesUpdated { preferences } => {
+            sqlx::query("UPDATE users SET base_currency = $2 WHERE user_id = $1")
+                .bind(id)
+                .bind(preferences.base_currency.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        UserEvent::Deactivated { .. } => {
+            sqlx::query("UPDATE users SET deactivated = true WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        UserEvent::WatchlistCoinAdded { coin } => {
+            sqlx::query(
+                "INSERT INTO watchlists (user_id, coin, added_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(coin.as_str())
+            .bind(recorded_at(event)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        UserEvent::WatchlistCoinRemoved { coin } => {
+            sqlx::query("DELETE FROM watchlists WHERE user_id = $1 AND coin = $2")
+                .bind(id)
+                .bind(coin.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Credentials, e-mail and profile are the write side's business (no read model
+        // shows them); the position still moves.
+        UserEvent::EmailChanged { .. }
+        | UserEvent::PasswordChanged { .. }
+        | UserEvent::ProfileUpdated { .. }
+        | UserEvent::ApiKeyIssued { .. }
+        | UserEvent::ApiKeyRevoked { .. } => {}
+    }
+    sqlx::query("UPDATE users SET position = $2 WHERE user_id = $1")
+        .bind(id)
+        .bind(event.global_position)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
