@@ -1,6 +1,5 @@
 //! The `coinfold` command line. Each subcommand is here only once it works; see
-//! `docs/ARCHITECTURE.md` for the ones still planned (project, relay, all,
-//! projections, import, demo).
+//! `docs/ARCHITECTURE.md` for the ones still planned (relay, all, import, demo).
 
 use std::path::PathBuf;
 
@@ -82,10 +81,33 @@ pub enum Command {
         #[arg(long)]
         for_seconds: Option<u64>,
     },
+    /// Run the projection workers (each read model's fold) and the alert evaluator.
+    Project {
+        /// Run only these (a projection's name or `alert-evaluator`); may be repeated.
+        #[arg(long)]
+        only: Vec<String>,
+    },
+    /// Inspect or rebuild projections.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
     /// Make or play recorded feeds.
     Replay {
         #[command(subcommand)]
         command: ReplayCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Each projection's checkpoint, lag and state.
+    Status,
+    /// Fold a projection from the beginning into new tables and swap them in while the
+    /// old ones keep serving.
+    Rebuild {
+        /// portfolios, users, alerts, market, coins or sentiment.
+        name: String,
     },
 }
 
@@ -174,6 +196,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             telemetry::init("info,coinfold=info", std::io::stdout);
             ingest(&settings, &replay, speed, for_seconds).await
+        }
+        Command::Project { only } => {
+            telemetry::init("info,coinfold=info", std::io::stdout);
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let stop = cancel.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stop.cancel();
+            });
+            crate::project::run(&settings, &only, cancel).await
+        }
+        Command::Projections { command } => {
+            telemetry::init("warn", std::io::stderr);
+            match command {
+                ProjectionsCommand::Status => crate::project::print_status(&settings).await,
+                ProjectionsCommand::Rebuild { name } => {
+                    crate::project::rebuild(&settings, &name).await
+                }
+            }
         }
         Command::Serve => {
             telemetry::init("info,coinfold=info", std::io::stdout);

@@ -22,6 +22,7 @@
 
 pub mod cli;
 pub mod history_view;
+pub mod project;
 pub mod readiness;
 pub mod routes;
 pub mod settings;

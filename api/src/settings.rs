@@ -31,6 +31,21 @@ pub struct Settings {
     pub readiness: ReadinessSettings,
     /// The connectors of `coinfold ingest` (projections::ingest::run).
     pub ingest: IngestSettings,
+    /// The projection workers and the alert evaluator of `coinfold project`.
+    pub projections: ProjectionSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectionSettings {
+    /// Each Kafka-fed projection's consumer group is `<group_prefix>.<name>`; the alert
+    /// evaluator's is `<group_prefix>.alert-evaluator`.
+    pub group_prefix: String,
+    /// Events or messages per transaction, at most.
+    pub batch_size: usize,
+    /// How long a Kafka-fed batch waits for more messages once one has arrived.
+    pub linger_ms: u64,
+    /// Run the alert evaluator with the projections.
+    pub alerts: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +132,7 @@ struct RawSettings {
     kafka: KafkaSettings,
     readiness: RawReadiness,
     ingest: IngestSettings,
+    projections: ProjectionSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,6 +235,12 @@ impl RawSettings {
             problems.push("readiness.timeout_ms must be above 0".to_owned());
         }
         problems.extend(self.ingest.problems());
+        if !(1..=100_000).contains(&self.projections.batch_size) {
+            problems.push("projections.batch_size must be 1 to 100000".to_owned());
+        }
+        if self.projections.group_prefix.trim().is_empty() {
+            problems.push("projections.group_prefix must not be empty".to_owned());
+        }
 
         match (problems.is_empty(), self.database.url, connect_options) {
             (true, Some(url), Some(connect_options)) => Ok(Settings {
@@ -235,6 +257,7 @@ impl RawSettings {
                     timeout: Duration::from_millis(self.readiness.timeout_ms),
                 },
                 ingest: self.ingest,
+                projections: self.projections,
             }),
             _ => Err(SettingsError::Invalid(problems)),
         }

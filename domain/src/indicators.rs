@@ -16,9 +16,13 @@
 //! **The shift trick.** Variance from rolling sums, `Σx² − (Σx)²/n`, subtracts two
 //! numbers of size `n·x²`; with BTC at 60 000 and a window spread of a few dollars that
 //! cancellation would destroy most digits. So the sums are of `x − shift`, where the
-//! shift is the first value the indicator saw: prices stay near their first value, so
-//! the deviations (and their squares) are small and little cancels. What remains is a
-//! loss of roughly `log10(((mean − shift) / stdev)²)` digits out of 16.
+//! shift is the first value those sums saw: deviations and their squares stay small
+//! and little cancels. About `log10(((mean − shift) / stdev)²)` digits are still lost,
+//! so the first value of a long series is not enough (a price that has since doubled,
+//! or a window flat but for one small move, would lose 7 digits or more): the shift is
+//! re-anchored. A second set of sums starts at a fresh first value and takes over once
+//! it covers the whole window. Every value goes into both sets, which doubles the
+//! constant work and keeps the shift within two windows of the data.
 //!
 //! **Constant windows.** A window of identical values has a variance of exactly zero,
 //! but rolling sums only get near zero. Each rolling indicator counts how many of the
@@ -38,8 +42,9 @@
 //!
 //! **Persistence.** All state is `Serialize`/`Deserialize` so a projection can store it
 //! with its checkpoint. Floats in state are written as their shortest round-trip
-//! decimal *strings*: serde_json's default number parser can be one ulp off (about 3 %
-//! of prices near 60 000), and a restored indicator must continue bit for bit.
+//! decimal *strings*: a restored indicator must continue bit for bit, and JSON numbers
+//! only come back exact if every reader parses them exactly (serde_json's default
+//! parser is one ulp off for about 3 % of prices near 60 000).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -257,75 +262,142 @@ impl<R: Real> CompensatedSum<R> {
     }
 }
 
-/// Rolling sums of `x − shift` and `(x − shift)²` over the last `len` values, and
-/// how many of the latest values are equal (to report constant windows exactly).
+/// Compensated sums of `x − shift` and `(x − shift)²` over the values added since
+/// the first of them, which became the shift.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "R: Real")]
+struct Anchored<R> {
+    count: usize,
+    #[serde(with = "exact::one")]
+    shift: R,
+    sum: CompensatedSum<R>,
+    sum_sq: CompensatedSum<R>,
+}
+
+impl<R: Real> Anchored<R> {
+    fn empty() -> Self {
+        Self {
+            count: 0,
+            shift: R::from_f64(0.0),
+            sum: CompensatedSum::zero(),
+            sum_sq: CompensatedSum::zero(),
+        }
+    }
+
+    /// Adds `x`; returns `x − shift`.
+    fn add(&mut self, x: R) -> R {
+        if self.count == 0 {
+            self.shift = x;
+        }
+        self.count += 1;
+        let d = x - self.shift;
+        self.sum.add(d);
+        self.sum_sq.add(d * d);
+        d
+    }
+
+    /// Removes an `x` added earlier (recomputing exactly what was added); returns
+    /// `x − shift`.
+    fn remove(&mut self, x: R) -> R {
+        self.count -= 1;
+        let d = x - self.shift;
+        self.sum.add(-d);
+        self.sum_sq.add(-(d * d));
+        d
+    }
+}
+
+/// What one [`Moments::push`] did, for sums kept alongside (correlation's products).
+struct Pushed<R> {
+    /// The value's deviation from the current shift, and from the next one.
+    current: R,
+    next: R,
+    /// The leaving value's deviation from the current shift.
+    left: Option<R>,
+    /// Whether the next sums took over (after `left` was removed).
+    rotated: bool,
+}
+
+/// Rolling shifted sums over the last `len` values, and how many of the latest values
+/// are equal (to report constant windows exactly).
+///
+/// The shift is re-anchored so it stays near the data: `current` covers the window;
+/// `next` collects every value from its own first one on and, once it covers the
+/// whole window (after `len` values), replaces `current` and starts over. The shift
+/// in use is thus at most two windows old, and a price that wanders far from where
+/// the indicator started, or a flat stretch after a move, costs no digits. Each value
+/// is added to two sets of sums: twice the constant work, still no loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "R: Real")]
 struct Moments<R> {
     len: usize,
-    #[serde(with = "exact::one")]
-    shift: R,
+    /// The raw values, so leaving values can be removed from whichever sums hold them.
+    #[serde(with = "exact::seq")]
+    window: VecDeque<R>,
+    current: Anchored<R>,
+    next: Anchored<R>,
     #[serde(with = "exact::one")]
     last: R,
     run: usize,
-    #[serde(with = "exact::seq")]
-    shifted: VecDeque<R>,
-    sum: CompensatedSum<R>,
-    sum_sq: CompensatedSum<R>,
 }
 
 impl<R: Real> Moments<R> {
     fn new(len: usize) -> Self {
         Self {
             len,
-            shift: R::from_f64(0.0),
+            window: VecDeque::new(),
+            current: Anchored::empty(),
+            next: Anchored::empty(),
             last: R::from_f64(0.0),
             run: 0,
-            shifted: VecDeque::new(),
-            sum: CompensatedSum::zero(),
-            sum_sq: CompensatedSum::zero(),
         }
     }
 
-    /// Adds `x`; returns its shifted value and the shifted value that left, if any.
-    fn push(&mut self, x: R) -> (R, Option<R>) {
-        if self.shifted.is_empty() {
-            self.shift = x;
-            self.run = 1;
-        } else if x == self.last {
-            self.run = (self.run + 1).min(self.len);
+    fn push(&mut self, x: R) -> Pushed<R> {
+        self.run = if !self.window.is_empty() && x == self.last {
+            (self.run + 1).min(self.len)
         } else {
-            self.run = 1;
-        }
+            1
+        };
         self.last = x;
-        let d = x - self.shift;
-        self.sum.add(d);
-        self.sum_sq.add(d * d);
-        self.shifted.push_back(d);
-        let mut leaving = None;
-        if self.shifted.len() > self.len {
-            leaving = self.shifted.pop_front();
-            if let Some(old) = leaving {
-                self.sum.add(-old);
-                self.sum_sq.add(-(old * old));
-            }
+        self.window.push_back(x);
+        let current = self.current.add(x);
+        let next = self.next.add(x);
+        let mut left = None;
+        if self.window.len() > self.len
+            && let Some(old) = self.window.pop_front()
+        {
+            left = Some(self.current.remove(old));
         }
-        (d, leaving)
+        let rotated = self.next.count == self.len;
+        if rotated {
+            self.current = std::mem::replace(&mut self.next, Anchored::empty());
+        }
+        Pushed {
+            current,
+            next,
+            left,
+            rotated,
+        }
     }
 
     fn is_full(&self) -> bool {
-        self.shifted.len() == self.len
+        self.window.len() == self.len
     }
 
     fn is_constant(&self) -> bool {
         self.run >= self.len
     }
 
+    fn sum(&self) -> R {
+        self.current.sum.value()
+    }
+
     fn mean(&self) -> R {
         if self.is_constant() {
             self.last
         } else {
-            self.shift + self.sum.value() / count(self.len)
+            self.current.shift + self.sum() / count(self.len)
         }
     }
 
@@ -335,8 +407,8 @@ impl<R: Real> Moments<R> {
         if self.is_constant() {
             return zero;
         }
-        let s = self.sum.value();
-        let dev = self.sum_sq.value() - s * s / count(self.len);
+        let s = self.sum();
+        let dev = self.current.sum_sq.value() - s * s / count(self.len);
         if dev > zero { dev } else { zero }
     }
 }
@@ -749,8 +821,10 @@ impl<R: Real> Volatility<R> {
 pub struct Correlation<R = f64> {
     x: Moments<R>,
     y: Moments<R>,
-    /// `Σ(x − shift_x)(y − shift_y)`.
+    /// `Σ(x − shift_x)(y − shift_y)` with the current shifts of `x` and `y`, and with
+    /// their next ones (which rotate in together, the windows being the same).
     cross: CompensatedSum<R>,
+    next_cross: CompensatedSum<R>,
 }
 
 impl<R: Real> Correlation<R> {
@@ -765,6 +839,7 @@ impl<R: Real> Correlation<R> {
             x: Moments::new(window),
             y: Moments::new(window),
             cross: CompensatedSum::zero(),
+            next_cross: CompensatedSum::zero(),
         }
     }
 
@@ -773,11 +848,14 @@ impl<R: Real> Correlation<R> {
         if !(usable(x) && usable(y)) {
             return None;
         }
-        let (dx, left_x) = self.x.push(x);
-        let (dy, left_y) = self.y.push(y);
-        self.cross.add(dx * dy);
-        if let (Some(lx), Some(ly)) = (left_x, left_y) {
+        let (px, py) = (self.x.push(x), self.y.push(y));
+        self.cross.add(px.current * py.current);
+        self.next_cross.add(px.next * py.next);
+        if let (Some(lx), Some(ly)) = (px.left, py.left) {
             self.cross.add(-(lx * ly));
+        }
+        if px.rotated {
+            self.cross = std::mem::replace(&mut self.next_cross, CompensatedSum::zero());
         }
         self.value()
     }
@@ -792,7 +870,7 @@ impl<R: Real> Correlation<R> {
             return None;
         }
         let n = count::<R>(self.x.len);
-        let cov = self.cross.value() - self.x.sum.value() * self.y.sum.value() / n;
+        let cov = self.cross.value() - self.x.sum() * self.y.sum() / n;
         let r = cov / (vx.sqrt() * vy.sqrt());
         let one = R::from_f64(1.0);
         Some(if r > one {

@@ -24,6 +24,7 @@
 //! Kafka-fed and log-fed projection runners with checkpoints, the read models and
 //! rebuilds arrive with issue 5.
 
+pub mod alerting;
 pub mod global_log;
 pub mod ingest;
 pub mod models;
