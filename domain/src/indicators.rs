@@ -299,7 +299,7 @@ impl<R: Real> Anchored<R> {
     /// Removes an `x` added earlier (recomputing exactly what was added); returns
     /// `x − shift`.
     fn remove(&mut self, x: R) -> R {
-        self.count -= 1;
+        self.count = self.count.saturating_sub(1);
         let d = x - self.shift;
         self.sum.add(-d);
         self.sum_sq.add(-(d * d));
@@ -416,7 +416,7 @@ impl<R: Real> Moments<R> {
 /// Simple moving average of the last `period` values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "R: Real")]
-pub struct Sma<R = f64> {
+pub struct Sma<R: Real = f64> {
     period: usize,
     #[serde(with = "exact::seq")]
     window: VecDeque<R>,
@@ -472,7 +472,7 @@ impl<R: Real> Sma<R> {
 /// `period`-th value and does not depend on an arbitrary first value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "R: Real")]
-pub struct Ema<R = f64> {
+pub struct Ema<R: Real = f64> {
     period: usize,
     #[serde(with = "exact::one")]
     alpha: R,
@@ -487,12 +487,16 @@ impl<R: Real> Ema<R> {
     /// Fails if `period` is 0.
     pub fn new(period: usize) -> Result<Self, IndicatorError> {
         check_period("period", period, 1)?;
-        Ok(Self {
+        Ok(Self::with_period(period))
+    }
+
+    fn with_period(period: usize) -> Self {
+        Self {
             period,
             alpha: R::from_f64(2.0 / (period as f64 + 1.0)),
             seen: 0,
             state: R::from_f64(0.0),
-        })
+        }
     }
 
     /// Output from the `period`-th value on.
@@ -524,7 +528,7 @@ impl<R: Real> Ema<R> {
 /// the neutral reading, rather than undefined.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "R: Real")]
-pub struct Rsi<R = f64> {
+pub struct Rsi<R: Real = f64> {
     period: usize,
     #[serde(with = "exact::option")]
     previous: Option<R>,
@@ -577,7 +581,7 @@ impl<R: Real> Rsi<R> {
                 self.loss = self.loss / count(self.period);
             }
         } else {
-            let keep = count::<R>(self.period - 1);
+            let keep = count::<R>(self.period.saturating_sub(1));
             let n = count::<R>(self.period);
             self.gain = (self.gain * keep + gain) / n;
             self.loss = (self.loss * keep + loss) / n;
@@ -625,7 +629,7 @@ pub struct MacdValue<R = f64> {
 /// output starts once it exists (after `slow + signal − 1` values).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "R: Real")]
-pub struct Macd<R = f64> {
+pub struct Macd<R: Real = f64> {
     fast: Ema<R>,
     slow: Ema<R>,
     signal: Ema<R>,
@@ -675,16 +679,10 @@ impl<R: Real> Macd<R> {
 impl<R: Real> Default for Macd<R> {
     /// MACD(12, 26, 9), the conventional parameters.
     fn default() -> Self {
-        let ema = |period| Ema {
-            period,
-            alpha: R::from_f64(2.0 / (period as f64 + 1.0)),
-            seen: 0,
-            state: R::from_f64(0.0),
-        };
         Self {
-            fast: ema(Self::DEFAULT_FAST),
-            slow: ema(Self::DEFAULT_SLOW),
-            signal: ema(Self::DEFAULT_SIGNAL),
+            fast: Ema::with_period(Self::DEFAULT_FAST),
+            slow: Ema::with_period(Self::DEFAULT_SLOW),
+            signal: Ema::with_period(Self::DEFAULT_SIGNAL),
         }
     }
 }
@@ -705,7 +703,7 @@ pub struct BollingerValue<R = f64> {
 /// Bollinger bands: SMA ± k population standard deviations over `period` values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "R: Real")]
-pub struct Bollinger<R = f64> {
+pub struct Bollinger<R: Real = f64> {
     #[serde(with = "exact::one")]
     k: R,
     moments: Moments<R>,
@@ -770,7 +768,7 @@ impl<R: Real> Default for Bollinger<R> {
 /// `None`, state untouched) and the next return is taken from the last good price.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "R: Real")]
-pub struct Volatility<R = f64> {
+pub struct Volatility<R: Real = f64> {
     #[serde(with = "exact::one")]
     annualization: R,
     #[serde(with = "exact::option")]
@@ -808,7 +806,7 @@ impl<R: Real> Volatility<R> {
         if !m.is_full() {
             return None;
         }
-        let variance = m.sum_sq_dev() / count(m.len - 1);
+        let variance = m.sum_sq_dev() / count(m.len.saturating_sub(1));
         Some(variance.sqrt() * self.annualization)
     }
 }
@@ -818,7 +816,7 @@ impl<R: Real> Volatility<R> {
 /// leaves the correlation undefined). Rounding is clamped into [−1, 1].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "R: Real")]
-pub struct Correlation<R = f64> {
+pub struct Correlation<R: Real = f64> {
     x: Moments<R>,
     y: Moments<R>,
     /// `Σ(x − shift_x)(y − shift_y)` with the current shifts of `x` and `y`, and with
@@ -887,7 +885,7 @@ impl<R: Real> Correlation<R> {
 /// [`Correlation`] per pair: a row costs O(N²), still independent of the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "R: Real")]
-pub struct CorrelationMatrix<R = f64> {
+pub struct CorrelationMatrix<R: Real = f64> {
     names: Vec<String>,
     log_returns: bool,
     /// The last row, when correlating log returns.
@@ -949,7 +947,8 @@ impl<R: Real> CorrelationMatrix<R> {
         }
         let zero = R::from_f64(0.0);
         for (name, &v) in self.names.iter().zip(row) {
-            if !usable(v) || (self.log_returns && !(v > zero)) {
+            // `usable` first: past it `v` is a number, so `<=` is the negation of `>`.
+            if !usable(v) || (self.log_returns && v <= zero) {
                 return Err(IndicatorError::UnusableValue(name.clone()));
             }
         }
@@ -966,31 +965,36 @@ impl<R: Real> CorrelationMatrix<R> {
             returns
         };
         let mut pairs = self.pairs.iter_mut();
-        for i in 0..values.len() {
-            for j in i + 1..values.len() {
+        for (i, &x) in values.iter().enumerate() {
+            for &y in &values[i + 1..] {
                 if let Some(pair) = pairs.next() {
-                    pair.update(values[i], values[j]);
+                    pair.update(x, y);
                 }
             }
         }
         Ok(())
     }
 
+    /// The correlation of series `i` and `j`, `i < j`: pairs are stored row by row.
+    fn pair(&self, i: usize, j: usize) -> Option<f64> {
+        let n = self.names.len();
+        let index = i * n - i * (i + 1) / 2 + (j - i - 1);
+        let pair = self.pairs.get(index)?;
+        pair.value().map(Real::to_f64)
+    }
+
     /// Row `i`, column `j` is the correlation of series `i` and `j` (`None` while
     /// undefined); the diagonal is 1.
     pub fn matrix(&self) -> Vec<Vec<Option<f64>>> {
         let n = self.names.len();
-        let mut matrix = vec![vec![None; n]; n];
-        let mut pairs = self.pairs.iter();
-        for i in 0..n {
-            matrix[i][i] = Some(1.0);
-            for j in i + 1..n {
-                let r = pairs.next().and_then(|p| p.value()).map(Real::to_f64);
-                matrix[i][j] = r;
-                matrix[j][i] = r;
-            }
-        }
-        matrix
+        let cell = |i: usize, j: usize| match i.cmp(&j) {
+            std::cmp::Ordering::Less => self.pair(i, j),
+            std::cmp::Ordering::Equal => Some(1.0),
+            std::cmp::Ordering::Greater => self.pair(j, i),
+        };
+        (0..n)
+            .map(|i| (0..n).map(|j| cell(i, j)).collect())
+            .collect()
     }
 }
 
