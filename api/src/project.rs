@@ -113,8 +113,14 @@ async fn keep_log<P: LogProjection + 'static>(
     cancel: CancellationToken,
 ) {
     while !cancel.is_cancelled() {
-        match log_runner::run(pool.clone(), &projection, &settings, Some(&notifier), cancel.clone())
-            .await
+        match log_runner::run(
+            pool.clone(),
+            &projection,
+            &settings,
+            Some(&notifier),
+            cancel.clone(),
+        )
+        .await
         {
             Ok(_) => return,
             Err(error) => {
@@ -157,7 +163,11 @@ async fn keep_stream<P: StreamProjection + 'static>(
 
 /// Runs the projections named in `only` (all when empty) and, unless disabled or left
 /// out of `only`, the alert evaluator (`alert-evaluator`), until `cancel` fires.
-pub async fn run(settings: &Settings, only: &[String], cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    settings: &Settings,
+    only: &[String],
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     for name in only {
         if name != "alert-evaluator" {
             registry::find(name)?;
@@ -169,15 +179,22 @@ pub async fn run(settings: &Settings, only: &[String], cancel: CancellationToken
     let notifier = Notifier::connect(settings.redis.url.expose_secret(), prefix)
         .await
         .context("cannot connect to Redis at REDIS_URL")?;
-    let producer: FutureProducer = producer_config(&settings.kafka.brokers, &settings.kafka.client_id)
-        .create()
-        .context("creating the dead-letter producer")?;
+    let producer: FutureProducer =
+        producer_config(&settings.kafka.brokers, &settings.kafka.client_id)
+            .create()
+            .context("creating the dead-letter producer")?;
     let run = run_settings(settings);
     let mut tasks = JoinSet::new();
     macro_rules! log_task {
         ($projection:expr) => {
             if wanted($projection.name()) {
-                tasks.spawn(keep_log(pool.clone(), $projection, run.clone(), notifier.clone(), cancel.clone()));
+                tasks.spawn(keep_log(
+                    pool.clone(),
+                    $projection,
+                    run.clone(),
+                    notifier.clone(),
+                    cancel.clone(),
+                ));
             }
         };
     }
@@ -212,7 +229,11 @@ pub async fn run(settings: &Settings, only: &[String], cancel: CancellationToken
                 let evaluator = Evaluator::new(pool.clone(), &trigger);
                 match evaluator.run(&source, &run, cancel.clone()).await {
                     Ok(stats) => {
-                        tracing::info!(ticks = stats.ticks, triggered = stats.triggered, "alert evaluator stopped");
+                        tracing::info!(
+                            ticks = stats.ticks,
+                            triggered = stats.triggered,
+                            "alert evaluator stopped"
+                        );
                         return;
                     }
                     Err(error) => {
@@ -258,9 +279,10 @@ pub fn progress_line(name: &str, p: &Progress) -> String {
         (p.applied as f64 / p.total as f64).min(1.0)
     };
     let filled = (fraction * WIDTH as f64).round() as usize;
-    let eta = p
-        .eta()
-        .map_or_else(|| "-".to_owned(), |eta| format!("{:.0}s", eta.as_secs_f64()));
+    let eta = p.eta().map_or_else(
+        || "-".to_owned(),
+        |eta| format!("{:.0}s", eta.as_secs_f64()),
+    );
     format!(
         "rebuild {name} [{}{}] {:>5.1}% {}/{} events {} events/s ETA {eta}",
         "#".repeat(filled),

@@ -25,8 +25,11 @@
 //!   over candle closes, updated one candle at a time with work independent of the
 //!   window (compensated rolling sums), and state a projection can persist and resume.
 //!
+//! - [`upcasting`]: stored events of older shapes brought to the current one, for the
+//!   write side and the projections alike.
+//!
 //! This crate may depend only on serde, thiserror, uuid, time, rust_decimal and
-//! cqrs-es.
+//! cqrs-es (and serde_json, which cqrs-es brings, for [`upcasting`]).
 
 /// Implements `cqrs_es::Aggregate` for an aggregate with `decide` and `evolve`: `handle`
 /// writes what `decide` returns (cqrs-es applies each event as it is written) and

@@ -65,7 +65,9 @@ impl<T: AlertTrigger> AlertTrigger for &T {
         observation: Observation,
         idempotency_key: String,
     ) -> Result<bool, String> {
-        (**self).trigger(alert_id, observation, idempotency_key).await
+        (**self)
+            .trigger(alert_id, observation, idempotency_key)
+            .await
     }
 }
 
@@ -142,7 +144,9 @@ fn percent_change(from: Decimal, to: Decimal) -> Option<Decimal> {
     if from.is_zero() {
         return None;
     }
-    ((to - from) / from * Decimal::ONE_HUNDRED).round_dp(8).into()
+    ((to - from) / from * Decimal::ONE_HUNDRED)
+        .round_dp(8)
+        .into()
 }
 
 fn average(kind: MovingAverage, closes: &[Decimal]) -> Option<Decimal> {
@@ -277,7 +281,11 @@ async fn load_view(pool: &PgPool, now: OffsetDateTime) -> Result<View, Projectio
 }
 
 /// Warms a coin's history from its 1-minute candles (USD quotes), oldest first.
-async fn warm(pool: &PgPool, coin: &str, now: OffsetDateTime) -> Result<CoinHistory, ProjectionError> {
+async fn warm(
+    pool: &PgPool,
+    coin: &str,
+    now: OffsetDateTime,
+) -> Result<CoinHistory, ProjectionError> {
     let rows: Vec<(OffsetDateTime, Decimal, Decimal)> = sqlx::query_as(
         "SELECT open_time, close, volume FROM read.candles \
          WHERE coin = $1 AND quote = ANY($2) AND interval = '1m' AND open_time > $3 \
@@ -385,7 +393,9 @@ impl<T: AlertTrigger> Evaluator<T> {
                     tracing::info!(alert.id = %alert_id, coin, "alert triggered");
                 }
                 Ok(false) => {}
-                Err(error) => tracing::warn!(alert.id = %alert_id, %error, "triggering an alert failed"),
+                Err(error) => {
+                    tracing::warn!(alert.id = %alert_id, %error, "triggering an alert failed")
+                }
             }
         }
         Ok(())
@@ -400,7 +410,8 @@ impl<T: AlertTrigger> Evaluator<T> {
         cancel: CancellationToken,
     ) -> Result<EvaluatorStats, ProjectionError> {
         let topic = source.topic(TICKS_TOPIC);
-        let consumer: StreamConsumer = consumer_config(&source.brokers, &source.group_id).create()?;
+        let consumer: StreamConsumer =
+            consumer_config(&source.brokers, &source.group_id).create()?;
         consumer.subscribe(&[&topic])?;
         tracing::info!(%topic, group = %source.group_id, "alert evaluator started");
         while let Some(batch) = next_batch(&consumer, settings, &cancel).await? {
@@ -473,7 +484,8 @@ mod tests {
         let crossed = observe(&condition, &h, Some(dec!(99)), dec!(101), at, None).unwrap();
         assert_eq!(crossed.reference, Some(dec!(100)));
         assert!(condition.is_met(&crossed));
-        let already_above = observe(&condition, &h, Some(dec!(100.5)), dec!(101), at, None).unwrap();
+        let already_above =
+            observe(&condition, &h, Some(dec!(100.5)), dec!(101), at, None).unwrap();
         assert!(!condition.is_met(&already_above));
     }
 

@@ -21,8 +21,17 @@
 //! - [`sentiment`]: VADER with a documented crypto overlay, its evaluation, and the
 //!   worker that scores `coinfold.news.articles` into `coinfold.news.sentiment`.
 //!
-//! Kafka-fed and log-fed projection runners with checkpoints, the read models and
-//! rebuilds arrive with issue 5.
+//! - [`projection`]: the runners. A projection is a named fold over the global log or
+//!   one Kafka topic that writes its rows and its checkpoint in one transaction per
+//!   batch; [`projection::rebuild`] folds into shadow tables and swaps them in;
+//!   [`projection::status`] reports checkpoints and lag; [`projection::notify`]
+//!   publishes what changed on Redis after each commit.
+//!
+//! - [`models`]: the read models (portfolios, users, alerts, market, coins, sentiment),
+//!   each a fold writing its own tables in schema `read`.
+//!
+//! - [`alerting`]: the alert evaluator, a worker on the tick stream that sends
+//!   `TriggerAlert` through an injected [`alerting::AlertTrigger`].
 
 pub mod alerting;
 pub mod global_log;

@@ -166,12 +166,19 @@ pub async fn seed_events(pool: &PgPool, events: usize, seed: u64) -> usize {
             let holding = held.get(coin).copied().unwrap_or_default();
             let sell = holding > Decimal::ZERO && rng.below(3) == 0;
             let quantity = if sell {
-                (holding * decimal(1 + rng.below(100), 2)).round_dp(8).max(decimal(1, 8)).min(holding)
+                (holding * decimal(1 + rng.below(100), 2))
+                    .round_dp(8)
+                    .max(decimal(1, 8))
+                    .min(holding)
             } else {
                 decimal(1 + rng.below(100_000), 4)
             };
             // Every fifth buy is backdated before the others.
-            let minutes = if !sell && k % 5 == 4 { -(k as i64) } else { k as i64 * 60 };
+            let minutes = if !sell && k % 5 == 4 {
+                -(k as i64)
+            } else {
+                k as i64 * 60
+            };
             let trade = Trade {
                 trade_id: Uuid::from_u128(u128::from(n) << 32 | u128::from(k) | 1 << 100),
                 side: if sell { Side::Sell } else { Side::Buy },
@@ -197,7 +204,14 @@ pub async fn seed_events(pool: &PgPool, events: usize, seed: u64) -> usize {
             for event in events {
                 portfolio.evolve(&event);
                 sequence += 1;
-                rows.push(row("Portfolio", portfolio_id, sequence, &event, user_id, at));
+                rows.push(row(
+                    "Portfolio",
+                    portfolio_id,
+                    sequence,
+                    &event,
+                    user_id,
+                    at,
+                ));
             }
         }
         // An alert.
@@ -243,7 +257,9 @@ pub fn tick_series(count: usize, seed: u64, duplicate_every: usize) -> Vec<Tick>
         let c = i % COINS.len();
         let step = Decimal::new(rng.below(2001) as i64 - 1000, 6); // ±0.1 %
         prices[c] = (prices[c] * (Decimal::ONE + step)).round_dp(8);
-        let at = start + Duration::seconds((i / COINS.len()) as i64) + Duration::milliseconds((c * 100) as i64);
+        let at = start
+            + Duration::seconds((i / COINS.len()) as i64)
+            + Duration::milliseconds((c * 100) as i64);
         let tick = Tick {
             schema: TICK_SCHEMA,
             source: Source::Binance,
@@ -252,7 +268,11 @@ pub fn tick_series(count: usize, seed: u64, duplicate_every: usize) -> Vec<Tick>
             quote: QuoteCurrency::parse("USDT").unwrap(),
             price: Price::new(prices[c]).unwrap(),
             size: Some(Quantity::new(decimal(1 + rng.below(10_000), 3)).unwrap()),
-            side: Some(if rng.below(2) == 0 { TakerSide::Buy } else { TakerSide::Sell }),
+            side: Some(if rng.below(2) == 0 {
+                TakerSide::Buy
+            } else {
+                TakerSide::Sell
+            }),
             trade_id: Some(i.to_string()),
             volume_24h: None,
             exchange_time: at,
@@ -268,7 +288,11 @@ pub fn tick_series(count: usize, seed: u64, duplicate_every: usize) -> Vec<Tick>
 }
 
 /// Row count and an md5 of every row (in a fixed order) per table of `schema`.
-pub async fn checksums(pool: &PgPool, schema: &str, tables: &[&str]) -> BTreeMap<String, (i64, String)> {
+pub async fn checksums(
+    pool: &PgPool,
+    schema: &str,
+    tables: &[&str],
+) -> BTreeMap<String, (i64, String)> {
     let mut sums = BTreeMap::new();
     for table in tables {
         let (count, md5): (i64, Option<String>) = sqlx::query_as(&format!(

@@ -42,7 +42,10 @@ impl LogProjection for Alerts {
     }
 }
 
-fn json_of<T: serde::Serialize>(event: &RecordedEvent, value: &T) -> Result<serde_json::Value, ProjectionError> {
+fn json_of<T: serde::Serialize>(
+    event: &RecordedEvent,
+    value: &T,
+) -> Result<serde_json::Value, ProjectionError> {
     serde_json::to_value(value).map_err(|e| bad(event, e.to_string()))
 }
 

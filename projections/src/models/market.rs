@@ -28,9 +28,7 @@ use sqlx::PgConnection;
 use time::{Duration, OffsetDateTime};
 
 use crate::ingest::{TICKS_TOPIC, Tick, TickKind};
-use crate::projection::{
-    Output, ProjectionError, Rejected, StreamMessage, StreamProjection,
-};
+use crate::projection::{Output, ProjectionError, Rejected, StreamMessage, StreamProjection};
 
 pub const NAME: &str = "market";
 pub const TABLES: &[&str] = &[
@@ -325,7 +323,10 @@ async fn fold_candles(
     ticks: &[Tick],
     out: &mut Output,
 ) -> Result<(), ProjectionError> {
-    let priced: Vec<&Tick> = ticks.iter().filter(|t| t.kind != TickKind::Candle).collect();
+    let priced: Vec<&Tick> = ticks
+        .iter()
+        .filter(|t| t.kind != TickKind::Candle)
+        .collect();
     if priced.is_empty() {
         return Ok(());
     }
@@ -337,7 +338,11 @@ async fn fold_candles(
     let mut late: Vec<(SeriesKey, OffsetDateTime, Decimal, i64, Decimal)> = Vec::new();
     for tick in priced {
         for (interval, seconds) in INTERVALS {
-            let key: SeriesKey = (tick.coin.as_str().to_owned(), tick.quote.as_str().to_owned(), interval);
+            let key: SeriesKey = (
+                tick.coin.as_str().to_owned(),
+                tick.quote.as_str().to_owned(),
+                interval,
+            );
             let at = bucket(tick.exchange_time, seconds);
             match series.get_mut(&key) {
                 None => {

@@ -334,7 +334,11 @@ async fn insert_transfer(
     Ok(())
 }
 
-async fn delete_disposal(tx: &mut PgConnection, id: Uuid, entry: Uuid) -> Result<(), ProjectionError> {
+async fn delete_disposal(
+    tx: &mut PgConnection,
+    id: Uuid,
+    entry: Uuid,
+) -> Result<(), ProjectionError> {
     sqlx::query("DELETE FROM portfolio_disposals WHERE portfolio_id = $1 AND entry_id = $2")
         .bind(id)
         .bind(entry)
@@ -376,7 +380,10 @@ async fn put_disposals<'a>(
 
 /// Lots = acquisitions minus what current disposals consumed (a lot fully consumed is
 /// gone); holdings = lots per coin, with every coin's realized gains.
-async fn derive_lots_and_holdings(tx: &mut PgConnection, ids: &[Uuid]) -> Result<(), ProjectionError> {
+async fn derive_lots_and_holdings(
+    tx: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<(), ProjectionError> {
     sqlx::query("DELETE FROM portfolio_lots WHERE portfolio_id = ANY($1)")
         .bind(ids)
         .execute(&mut *tx)

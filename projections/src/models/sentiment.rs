@@ -112,5 +112,6 @@ fn reject(out: &mut Output, message: &StreamMessage, reason: String) {
 
 fn hour_of(at: OffsetDateTime) -> OffsetDateTime {
     let t = at.unix_timestamp();
-    OffsetDateTime::from_unix_timestamp(t - t.rem_euclid(3600)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp(t - t.rem_euclid(3600))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

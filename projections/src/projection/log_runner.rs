@@ -70,7 +70,12 @@ pub async fn run<P: LogProjection>(
         match fold_batch(&pool, &mut log, projection, settings.batch_size, &mut out).await? {
             Step::Applied { events, position } => {
                 applied += events as u64;
-                tracing::debug!(projection = projection.name(), events, position, "batch applied");
+                tracing::debug!(
+                    projection = projection.name(),
+                    events,
+                    position,
+                    "batch applied"
+                );
                 if let Some(notifier) = notifier {
                     notifier.publish(out).await;
                 }

@@ -191,7 +191,9 @@ async fn fold_log_and_swap<P: LogProjection>(
             break;
         };
         let mut tx = begin_in(pool, &shadow).await?;
-        projection.apply(&mut tx, &events, &mut Output::default()).await?;
+        projection
+            .apply(&mut tx, &events, &mut Output::default())
+            .await?;
         tx.commit().await?;
         position = last;
         applied += events.len() as u64;
@@ -206,7 +208,9 @@ async fn fold_log_and_swap<P: LogProjection>(
         let Some(last) = events.last().map(|e| e.global_position) else {
             break;
         };
-        projection.apply(&mut tx, &events, &mut Output::default()).await?;
+        projection
+            .apply(&mut tx, &events, &mut Output::default())
+            .await?;
         position = last;
         applied += events.len() as u64;
     }
@@ -285,7 +289,11 @@ async fn fold_stream_and_swap<P: StreamProjection>(
     let total: i64 = marks.values().map(|(low, high)| high - low).sum();
     // Its own group, offsets assigned by hand and never committed: the live group's
     // position is not touched.
-    let group = format!("{}.rebuild-{}", source.group_id, uuid::Uuid::new_v4().simple());
+    let group = format!(
+        "{}.rebuild-{}",
+        source.group_id,
+        uuid::Uuid::new_v4().simple()
+    );
     let consumer: StreamConsumer = consumer_config(&source.brokers, &group).create()?;
     let mut assignment = TopicPartitionList::new();
     for partition in marks.keys() {
@@ -312,7 +320,9 @@ async fn fold_stream_and_swap<P: StreamProjection>(
             break;
         };
         let mut tx = begin_in(pool, &shadow).await?;
-        projection.apply(&mut tx, &batch, &mut Output::default()).await?;
+        projection
+            .apply(&mut tx, &batch, &mut Output::default())
+            .await?;
         tx.commit().await?;
         for message in &batch {
             let entry = next.entry(message.partition).or_insert(0);
@@ -336,7 +346,9 @@ async fn fold_stream_and_swap<P: StreamProjection>(
         let Some(batch) = next_batch(&consumer, settings, &never).await? else {
             break;
         };
-        projection.apply(&mut tx, &batch, &mut Output::default()).await?;
+        projection
+            .apply(&mut tx, &batch, &mut Output::default())
+            .await?;
         for message in &batch {
             let entry = next.entry(message.partition).or_insert(0);
             *entry = (*entry).max(message.offset + 1);

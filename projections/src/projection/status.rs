@@ -25,7 +25,11 @@ pub struct Status {
 }
 
 /// The status of every known projection. `brokers`/`prefix` locate the topics.
-pub async fn all(pool: &PgPool, brokers: &str, prefix: &str) -> Result<Vec<Status>, ProjectionError> {
+pub async fn all(
+    pool: &PgPool,
+    brokers: &str,
+    prefix: &str,
+) -> Result<Vec<Status>, ProjectionError> {
     let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
         .fetch_one(pool)
         .await?;
@@ -59,7 +63,9 @@ pub async fn all(pool: &PgPool, brokers: &str, prefix: &str) -> Result<Vec<Statu
                     Ok(marks) => Some(
                         marks
                             .iter()
-                            .map(|(p, (_, high))| (high - offsets.get(p).copied().unwrap_or(0)).max(0))
+                            .map(|(p, (_, high))| {
+                                (high - offsets.get(p).copied().unwrap_or(0)).max(0)
+                            })
                             .sum(),
                     ),
                     Err(error) => {

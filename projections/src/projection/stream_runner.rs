@@ -134,7 +134,12 @@ pub async fn run<P: StreamProjection>(
     let topic = source.topic(projection.topic());
     {
         let mut conn = pool.acquire().await?;
-        checkpoint::ensure(&mut conn, projection.name(), &kafka_source(projection.topic())).await?;
+        checkpoint::ensure(
+            &mut conn,
+            projection.name(),
+            &kafka_source(projection.topic()),
+        )
+        .await?;
     }
     let consumer: StreamConsumer = consumer_config(&source.brokers, &source.group_id).create()?;
     consumer.subscribe(&[&topic])?;
