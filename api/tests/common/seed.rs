@@ -278,7 +278,7 @@ pub fn tick_series(count: usize, seed: u64, duplicate_every: usize) -> Vec<Tick>
             exchange_time: at,
             received_time: at,
         };
-        if duplicate_every > 0 && i % duplicate_every == 0 {
+        if duplicate_every > 0 && i.is_multiple_of(duplicate_every) {
             ticks.push(tick.clone());
         }
         ticks.push(tick);
