@@ -30,6 +30,10 @@
 //! - [`models`]: the read models (portfolios, users, alerts, market, coins, sentiment),
 //!   each a fold writing its own tables in schema `read`.
 //!
+//! - [`queries`]: reads that combine read models at query time: a portfolio's summary
+//!   in USD and its owner's base currency, its value over time, the market overview,
+//!   coin search and a coin's sentiment.
+//!
 //! - [`alerting`]: the alert evaluator, a worker on the tick stream that sends
 //!   `TriggerAlert` through an injected [`alerting::AlertTrigger`].
 
@@ -38,4 +42,5 @@ pub mod global_log;
 pub mod ingest;
 pub mod models;
 pub mod projection;
+pub mod queries;
 pub mod sentiment;

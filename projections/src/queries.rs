@@ -1,0 +1,410 @@
+//! Reads that combine read models at query time: a portfolio's summary (valued at the
+//! latest prices, in USD and in the owner's base currency), its value over time, and the
+//! market overview and coin search. The API (issue 6) serves these; they live here so the
+//! SQL sits beside the tables it reads.
+//!
+//! Prices: an alert or a holding has no quote currency of its own beyond USD, so a coin's
+//! USD price is its latest price quoted in the first of [`USD_QUOTES`] that has one
+//! (USD, then the dollar stablecoins USDT and USDC, taken at par).
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use crate::alerting::USD_QUOTES;
+
+/// One coin of a portfolio, valued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HoldingValue {
+    pub coin: String,
+    pub quantity: Decimal,
+    pub cost_basis: Decimal,
+    pub realized_gain: Decimal,
+    /// None while the coin has no USD price.
+    pub price: Option<Decimal>,
+    pub value: Option<Decimal>,
+    pub unrealized_gain: Option<Decimal>,
+    /// Unrealized gain over cost basis, in %.
+    pub unrealized_pct: Option<Decimal>,
+}
+
+/// Totals in one currency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Totals {
+    pub currency: String,
+    pub value: Decimal,
+    pub cost_basis: Decimal,
+    pub realized_gain: Decimal,
+    pub unrealized_gain: Decimal,
+    /// (realized + unrealized) over everything ever invested (the cost of every
+    /// acquisition not voided), in %; None when nothing was invested.
+    pub roi_pct: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub portfolio_id: Uuid,
+    pub holdings: Vec<HoldingValue>,
+    pub usd: Totals,
+    /// The same totals in the owner's base currency; None when no rate is known.
+    pub base: Option<Totals>,
+    /// The held coins with the highest and the lowest unrealized %.
+    pub best: Option<String>,
+    pub worst: Option<String>,
+    /// Coins held that have no price yet (valued at nothing, so the totals say so).
+    pub unpriced: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The USD price of `coin` (see the module's note on quotes).
+pub async fn usd_price(pool: &PgPool, coin: &str) -> Result<Option<Decimal>, QueryError> {
+    Ok(sqlx::query_scalar(
+        "SELECT price FROM read.latest_prices WHERE coin = $1 AND quote = ANY($2) \
+         ORDER BY array_position($2, quote) LIMIT 1",
+    )
+    .bind(coin)
+    .bind(USD_QUOTES)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// How many USD one unit of `currency` is worth: 1 for USD; a coin's USD price; a fiat
+/// currency through BTC's price in it (`BTC-USD / BTC-EUR`).
+pub async fn usd_per_unit(pool: &PgPool, currency: &str) -> Result<Option<Decimal>, QueryError> {
+    if USD_QUOTES.contains(&currency) {
+        return Ok(Some(Decimal::ONE));
+    }
+    if let Some(price) = usd_price(pool, currency).await? {
+        return Ok(Some(price));
+    }
+    let btc_in: Option<Decimal> = sqlx::query_scalar(
+        "SELECT price FROM read.latest_prices WHERE coin = 'BTC' AND quote = $1",
+    )
+    .bind(currency)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match (usd_price(pool, "BTC").await?, btc_in) {
+        (Some(usd), Some(other)) if !other.is_zero() => Some(usd / other),
+        _ => None,
+    })
+}
+
+fn pct(part: Decimal, whole: Decimal) -> Option<Decimal> {
+    (!whole.is_zero()).then(|| (part / whole * Decimal::ONE_HUNDRED).round_dp(4))
+}
+
+/// The portfolio valued now. Money stays `Decimal` throughout; only the base-currency
+/// conversion divides by a rate (rounded to 8 places).
+pub async fn portfolio_summary(pool: &PgPool, portfolio_id: Uuid) -> Result<Summary, QueryError> {
+    let owner: Option<(String,)> = sqlx::query_as(
+        "SELECT coalesce(u.base_currency, 'USD') FROM read.portfolios p \
+         LEFT JOIN read.users u ON u.user_id = p.owner_id WHERE p.portfolio_id = $1",
+    )
+    .bind(portfolio_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some((base_currency,)) = owner else {
+        return Err(QueryError::NotFound);
+    };
+    let rows: Vec<(String, Decimal, Decimal, Decimal, Option<Decimal>)> = sqlx::query_as(
+        "SELECT h.coin, h.quantity, h.cost_basis, h.realized_gain, p.price \
+         FROM read.portfolio_holdings h \
+         LEFT JOIN LATERAL ( \
+             SELECT price FROM read.latest_prices lp WHERE lp.coin = h.coin AND lp.quote = ANY($2) \
+             ORDER BY array_position($2, lp.quote) LIMIT 1) p ON true \
+         WHERE h.portfolio_id = $1 ORDER BY h.coin",
+    )
+    .bind(portfolio_id)
+    .bind(USD_QUOTES)
+    .fetch_all(pool)
+    .await?;
+    let invested: Decimal = sqlx::query_scalar(
+        "SELECT coalesce(sum(cost), 0) FROM read.portfolio_transactions \
+         WHERE portfolio_id = $1 AND NOT voided AND kind IN ('BUY', 'TRANSFER_IN')",
+    )
+    .bind(portfolio_id)
+    .fetch_one(pool)
+    .await?;
+    let mut holdings = Vec::with_capacity(rows.len());
+    let mut unpriced = Vec::new();
+    let mut usd = Totals {
+        currency: "USD".to_owned(),
+        value: Decimal::ZERO,
+        cost_basis: Decimal::ZERO,
+        realized_gain: Decimal::ZERO,
+        unrealized_gain: Decimal::ZERO,
+        roi_pct: None,
+    };
+    for (coin, quantity, cost_basis, realized_gain, price) in rows {
+        let held = !quantity.is_zero();
+        let value = price.map(|p| (p * quantity).round_dp(8));
+        let unrealized = value.map(|v| v - cost_basis);
+        if held && price.is_none() {
+            unpriced.push(coin.clone());
+        }
+        usd.value += value.unwrap_or_default();
+        usd.cost_basis += cost_basis;
+        usd.realized_gain += realized_gain;
+        usd.unrealized_gain += unrealized.unwrap_or_default();
+        holdings.push(HoldingValue {
+            unrealized_pct: unrealized.and_then(|u| pct(u, cost_basis)),
+            coin,
+            quantity,
+            cost_basis,
+            realized_gain,
+            price,
+            value,
+            unrealized_gain: unrealized,
+        });
+    }
+    usd.roi_pct = pct(usd.realized_gain + usd.unrealized_gain, invested);
+    let ranked: Vec<&HoldingValue> = holdings
+        .iter()
+        .filter(|h| !h.quantity.is_zero() && h.unrealized_pct.is_some())
+        .collect();
+    let best = ranked
+        .iter()
+        .max_by_key(|h| h.unrealized_pct)
+        .map(|h| h.coin.clone());
+    let worst = ranked
+        .iter()
+        .min_by_key(|h| h.unrealized_pct)
+        .map(|h| h.coin.clone());
+    let base = match usd_per_unit(pool, &base_currency).await? {
+        Some(rate) if !rate.is_zero() => {
+            let convert = |usd: Decimal| (usd / rate).round_dp(8);
+            Some(Totals {
+                currency: base_currency,
+                value: convert(usd.value),
+                cost_basis: convert(usd.cost_basis),
+                realized_gain: convert(usd.realized_gain),
+                unrealized_gain: convert(usd.unrealized_gain),
+                roi_pct: usd.roi_pct,
+            })
+        }
+        _ => None,
+    };
+    Ok(Summary {
+        portfolio_id,
+        holdings,
+        usd,
+        base,
+        best,
+        worst,
+        unpriced,
+    })
+}
+
+/// The portfolio's USD value at each step from `from` to `to` (at most 1,000 points):
+/// what it held then (transactions executed by then, voided ones left out) at the close
+/// of the latest candle of `interval` that had opened by then.
+pub async fn portfolio_value_history(
+    pool: &PgPool,
+    portfolio_id: Uuid,
+    interval: &str,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<(OffsetDateTime, Decimal)>, QueryError> {
+    let seconds = match interval {
+        "1m" => 60,
+        "5m" => 300,
+        "1h" => 3600,
+        "1d" => 86_400,
+        other => return Err(QueryError::Invalid(format!("unknown interval {other:?}"))),
+    };
+    if to < from || (to - from).whole_seconds() / seconds > 1000 {
+        return Err(QueryError::Invalid(
+            "the range must run forward and hold at most 1000 steps".to_owned(),
+        ));
+    }
+    let rows: Vec<(OffsetDateTime, Option<Decimal>)> = sqlx::query_as(
+        "WITH steps AS (SELECT generate_series($2::timestamptz, $3::timestamptz, make_interval(secs => $4)) AS at), \
+         held AS ( \
+             SELECT s.at, t.coin, \
+                    sum(CASE WHEN t.kind IN ('BUY', 'TRANSFER_IN') THEN t.quantity ELSE -t.quantity END) AS quantity \
+             FROM steps s JOIN read.portfolio_transactions t \
+               ON t.portfolio_id = $1 AND NOT t.voided AND t.executed_at <= s.at \
+             GROUP BY s.at, t.coin) \
+         SELECT s.at, sum(h.quantity * c.close) \
+         FROM steps s LEFT JOIN held h ON h.at = s.at \
+         LEFT JOIN LATERAL ( \
+             SELECT close FROM read.candles \
+             WHERE coin = h.coin AND quote = ANY($5) AND interval = $6 AND open_time <= s.at \
+             ORDER BY open_time DESC, array_position($5, quote) LIMIT 1) c ON true \
+         GROUP BY s.at ORDER BY s.at",
+    )
+    .bind(portfolio_id)
+    .bind(from)
+    .bind(to)
+    .bind(seconds as f64)
+    .bind(USD_QUOTES)
+    .bind(interval)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(at, value)| (at, value.unwrap_or_default().round_dp(8)))
+        .collect())
+}
+
+/// A coin in the overview or a search.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct CoinRow {
+    pub coin: String,
+    pub name: String,
+    pub market_cap_rank: Option<i32>,
+    pub market_cap: Option<Decimal>,
+    pub total_volume: Option<Decimal>,
+    pub price_usd: Option<Decimal>,
+    pub change_24h_pct: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overview {
+    pub total_market_cap: Decimal,
+    pub total_volume: Decimal,
+    pub coins: i64,
+    pub gainers: Vec<CoinRow>,
+    pub losers: Vec<CoinRow>,
+}
+
+const COIN_COLUMNS: &str =
+    "coin, name, market_cap_rank, market_cap, total_volume, price_usd, change_24h_pct";
+
+/// Totals over the known coins and the `top` biggest 24 h gainers and losers.
+pub async fn market_overview(pool: &PgPool, top: i64) -> Result<Overview, QueryError> {
+    let top = top.clamp(1, 100);
+    let (total_market_cap, total_volume, coins): (Decimal, Decimal, i64) = sqlx::query_as(
+        "SELECT coalesce(sum(market_cap), 0), coalesce(sum(total_volume), 0), count(*) FROM read.coins",
+    )
+    .fetch_one(pool)
+    .await?;
+    let ranked = |order: &str| {
+        format!(
+            "SELECT {COIN_COLUMNS} FROM read.coins WHERE change_24h_pct IS NOT NULL \
+             ORDER BY change_24h_pct {order}, coin LIMIT $1"
+        )
+    };
+    let gainers = sqlx::query_as(&ranked("DESC"))
+        .bind(top)
+        .fetch_all(pool)
+        .await?;
+    let losers = sqlx::query_as(&ranked("ASC"))
+        .bind(top)
+        .fetch_all(pool)
+        .await?;
+    Ok(Overview {
+        total_market_cap,
+        total_volume,
+        coins,
+        gainers,
+        losers,
+    })
+}
+
+/// Coins matching `text`, best first: the exact symbol, then symbols starting with it,
+/// then names starting with it, then names with a word starting with it; within each,
+/// by market-cap rank. `after` is the number of results already seen (the cursor).
+pub async fn search_coins(
+    pool: &PgPool,
+    text: &str,
+    first: i64,
+    after: i64,
+) -> Result<Vec<CoinRow>, QueryError> {
+    let text = text.trim().to_lowercase();
+    if text.is_empty() || text.chars().count() > 50 {
+        return Err(QueryError::Invalid(
+            "a search needs 1 to 50 characters".to_owned(),
+        ));
+    }
+    // LIKE's own characters in the input match themselves.
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let rows = sqlx::query_as(&format!(
+        "SELECT {COIN_COLUMNS} FROM ( \
+             SELECT *, CASE \
+                 WHEN lower(coin) = $1 THEN 0 \
+                 WHEN lower(coin) LIKE $2 || '%' THEN 1 \
+                 WHEN lower(name) LIKE $2 || '%' THEN 2 \
+                 ELSE 3 END AS class \
+             FROM read.coins \
+             WHERE lower(coin) LIKE $2 || '%' OR lower(name) LIKE $2 || '%' \
+                OR lower(name) LIKE '% ' || $2 || '%') ranked \
+         ORDER BY class, market_cap_rank NULLS LAST, coin LIMIT $3 OFFSET $4"
+    ))
+    .bind(&text)
+    .bind(&escaped)
+    .bind(first.clamp(1, 100))
+    .bind(after.max(0))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// A coin's sentiment: the mean score and article counts over the last `hours` before
+/// `now`, and the hourly trend (mean score per hour, oldest first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentimentSummary {
+    pub coin: String,
+    pub score: Option<f64>,
+    pub articles: i64,
+    pub positive: i64,
+    pub negative: i64,
+    pub neutral: i64,
+    pub hourly: Vec<(OffsetDateTime, f64, i64)>,
+}
+
+pub async fn sentiment(
+    pool: &PgPool,
+    coin: &str,
+    now: OffsetDateTime,
+    hours: i64,
+) -> Result<SentimentSummary, QueryError> {
+    let hours = hours.clamp(1, 24 * 30);
+    let rows: Vec<(OffsetDateTime, i64, i64, i64, i64, f64)> = sqlx::query_as(
+        "SELECT hour, articles, positive, negative, neutral, score_sum FROM read.sentiment_hourly \
+         WHERE coin = $1 AND hour > $2 AND hour <= $3 ORDER BY hour",
+    )
+    .bind(coin)
+    .bind(now - time::Duration::hours(hours))
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut sum = 0.0;
+    let mut hourly = Vec::with_capacity(rows.len());
+    for (hour, articles, positive, negative, neutral, score_sum) in &rows {
+        *totals.entry("articles").or_default() += articles;
+        *totals.entry("positive").or_default() += positive;
+        *totals.entry("negative").or_default() += negative;
+        *totals.entry("neutral").or_default() += neutral;
+        sum += score_sum;
+        if *articles > 0 {
+            hourly.push((*hour, score_sum / *articles as f64, *articles));
+        }
+    }
+    let articles = totals.get("articles").copied().unwrap_or(0);
+    Ok(SentimentSummary {
+        coin: coin.to_owned(),
+        score: (articles > 0).then(|| sum / articles as f64),
+        articles,
+        positive: totals.get("positive").copied().unwrap_or(0),
+        negative: totals.get("negative").copied().unwrap_or(0),
+        neutral: totals.get("neutral").copied().unwrap_or(0),
+        hourly,
+    })
+}

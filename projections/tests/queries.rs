@@ -1,0 +1,122 @@
+//! Query-time reads over read models written by hand: valuation, base currency, value
+//! over time, search ranking.
+
+use coinfold_projections::queries::{
+    market_overview, portfolio_summary, portfolio_value_history, search_coins,
+};
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use sqlx::PgPool;
+use time::macros::datetime;
+use uuid::Uuid;
+
+async fn exec(pool: &PgPool, sql: &str) {
+    sqlx::raw_sql(sql).execute(pool).await.expect(sql);
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_summary_values_holdings_in_usd_and_the_base_currency(pool: PgPool) {
+    let id = Uuid::from_u128(1);
+    exec(&pool, "
+        INSERT INTO read.users VALUES ('00000000-0000-0000-0000-000000000002', 'ann', 'EUR', '2026-01-01Z', false, 1);
+        INSERT INTO read.portfolios VALUES ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000002',
+            'Main', '', 'FIFO', 'USD', '2026-01-01Z', NULL, 5, 5);
+        INSERT INTO read.portfolio_holdings VALUES
+            ('00000000-0000-0000-0000-000000000001', 'BTC', 0.5, 100, 50),
+            ('00000000-0000-0000-0000-000000000001', 'ETH', 2, 3000, 0),
+            ('00000000-0000-0000-0000-000000000001', 'SOL', 10, 500, 0);
+        INSERT INTO read.portfolio_transactions VALUES
+            ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000a', 1, 'BUY', 'BTC', 1, 200, 'USD', 0, 200, '2026-01-02Z', NULL, NULL, false, NULL),
+            ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000b', 2, 'BUY', 'ETH', 2, 1500, 'USD', 0, 3000, '2026-01-02Z', NULL, NULL, false, NULL),
+            ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000c', 3, 'BUY', 'SOL', 10, 50, 'USD', 0, 500, '2026-01-02Z', NULL, NULL, false, NULL),
+            ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000d', 4, 'BUY', 'SOL', 99, 50, 'USD', 0, 4950, '2026-01-02Z', NULL, NULL, true, 'typo');
+        INSERT INTO read.latest_prices VALUES
+            ('BTC', 'USDT', 60000, 'binance', '2026-03-01Z', NULL),
+            ('BTC', 'EUR', 55000, 'coinbase', '2026-03-01Z', NULL),
+            ('ETH', 'USD', 2500, 'coinbase', '2026-03-01Z', NULL),
+            ('ETH', 'USDT', 2600, 'binance', '2026-03-01Z', NULL);
+    ").await;
+    let summary = portfolio_summary(&pool, id).await.unwrap();
+    let btc = &summary.holdings[0];
+    assert_eq!(
+        (btc.coin.as_str(), btc.value, btc.unrealized_gain),
+        ("BTC", Some(dec!(30000)), Some(dec!(29900)))
+    );
+    // USD before the stablecoins.
+    assert_eq!(summary.holdings[1].price, Some(dec!(2500)));
+    assert_eq!(summary.unpriced, vec!["SOL".to_owned()]);
+    assert_eq!(summary.usd.value, dec!(35000));
+    assert_eq!(summary.usd.cost_basis, dec!(3600));
+    assert_eq!(summary.usd.unrealized_gain, dec!(31900));
+    assert_eq!(summary.usd.realized_gain, dec!(50));
+    // (50 + 31900) / (200 + 3000 + 500) invested; the voided buy is not invested.
+    assert_eq!(summary.usd.roi_pct, Some(dec!(863.5135)));
+    let base = summary.base.expect("EUR through BTC-USD / BTC-EUR");
+    assert_eq!(base.currency, "EUR");
+    assert_eq!(base.value, dec!(32083.33333333));
+    assert_eq!(
+        (summary.best.as_deref(), summary.worst.as_deref()),
+        (Some("BTC"), Some("ETH"))
+    );
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn value_over_time_follows_holdings_and_closes(pool: PgPool) {
+    exec(&pool, "
+        INSERT INTO read.portfolio_transactions VALUES
+            ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000a', 1, 'BUY', 'BTC', 1, 100, 'USD', 0, 100, '2026-03-01T00:00Z', NULL, NULL, false, NULL),
+            ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000b', 2, 'SELL', 'BTC', 0.5, 120, 'USD', 0, NULL, '2026-03-01T02:00Z', NULL, NULL, false, NULL);
+        INSERT INTO read.candles VALUES
+            ('BTC', 'USDT', '1h', '2026-03-01T00:00Z', 100, 100, 100, 100, 1, 1),
+            ('BTC', 'USDT', '1h', '2026-03-01T01:00Z', 110, 110, 110, 110, 1, 1),
+            ('BTC', 'USDT', '1h', '2026-03-01T02:00Z', 120, 120, 120, 120, 1, 1);
+    ").await;
+    let points = portfolio_value_history(
+        &pool,
+        Uuid::from_u128(1),
+        "1h",
+        datetime!(2026-02-28 23:00 UTC),
+        datetime!(2026-03-01 03:00 UTC),
+    )
+    .await
+    .unwrap();
+    let values: Vec<Decimal> = points.iter().map(|p| p.1.normalize()).collect();
+    assert_eq!(values, [dec!(0), dec!(100), dec!(110), dec!(60), dec!(60)]);
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn search_ranks_symbol_then_name_and_pages(pool: PgPool) {
+    exec(&pool, "
+        INSERT INTO read.coins VALUES
+            ('BTC', 'bitcoin', 'Bitcoin', 1, 1000, 50, NULL, 60000, 2.5, '2026-03-01Z'),
+            ('BCH', 'bitcoin-cash', 'Bitcoin Cash', 15, 10, 2, NULL, 400, -3.1, '2026-03-01Z'),
+            ('WBTC', 'wrapped-bitcoin', 'Wrapped Bitcoin', 12, 12, 1, NULL, 60000, 2.4, '2026-03-01Z'),
+            ('BTT', 'bittorrent', 'BitTorrent', 50, 1, 1, NULL, 0.000001, 9.9, '2026-03-01Z'),
+            ('ETH', 'ethereum', 'Ethereum', 2, 400, 20, NULL, 3000, -0.5, '2026-03-01Z');
+    ").await;
+    let names = |rows: Vec<coinfold_projections::queries::CoinRow>| -> Vec<String> {
+        rows.into_iter().map(|r| r.coin).collect()
+    };
+    assert_eq!(
+        names(search_coins(&pool, "btc", 10, 0).await.unwrap()),
+        ["BTC"]
+    );
+    assert_eq!(
+        names(search_coins(&pool, "Bit", 10, 0).await.unwrap()),
+        ["BTC", "BCH", "BTT", "WBTC"]
+    );
+    assert_eq!(
+        names(search_coins(&pool, "b", 2, 2).await.unwrap()),
+        ["BTT", "WBTC"]
+    );
+    assert!(
+        search_coins(&pool, "%", 10, 0).await.unwrap().is_empty(),
+        "LIKE characters match themselves"
+    );
+    assert!(search_coins(&pool, "  ", 10, 0).await.is_err());
+    let overview = market_overview(&pool, 2).await.unwrap();
+    assert_eq!(overview.total_market_cap, dec!(1423));
+    assert_eq!(overview.coins, 5);
+    assert_eq!(names(overview.gainers), ["BTT", "BTC"]);
+    assert_eq!(names(overview.losers), ["BCH", "ETH"]);
+}
