@@ -45,12 +45,8 @@ impl StreamProjection for Coins {
             let coin = match serde_json::from_slice::<CoinMessage>(&message.payload) {
                 Ok(message) => message.coin,
                 Err(error) => {
-                    out.rejected.push(Rejected {
-                        partition: message.partition,
-                        offset: message.offset,
-                        reason: format!("not a coin: {error}"),
-                        payload: message.payload.clone(),
-                    });
+                    out.rejected
+                        .push(Rejected::of(message, format!("not a coin: {error}")));
                     continue;
                 }
             };

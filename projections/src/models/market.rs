@@ -100,12 +100,9 @@ async fn fresh_ticks(
                     ticks.push(tick);
                 }
             }
-            Err(error) => out.rejected.push(Rejected {
-                partition: message.partition,
-                offset: message.offset,
-                reason: format!("not a tick: {error}"),
-                payload: message.payload.clone(),
-            }),
+            Err(error) => out
+                .rejected
+                .push(Rejected::of(message, format!("not a tick: {error}"))),
         }
     }
     if ticks.is_empty() {

@@ -39,11 +39,15 @@ impl StreamProjection for Sentiment {
             let scored = match serde_json::from_slice::<ScoredArticle>(&message.payload) {
                 Ok(scored) if scored.score.is_finite() => scored,
                 Ok(_) => {
-                    reject(out, message, "score is not a finite number".into());
+                    out.rejected
+                        .push(Rejected::of(message, "score is not a finite number".into()));
                     continue;
                 }
                 Err(error) => {
-                    reject(out, message, format!("not a scored article: {error}"));
+                    out.rejected.push(Rejected::of(
+                        message,
+                        format!("not a scored article: {error}"),
+                    ));
                     continue;
                 }
             };
@@ -99,15 +103,6 @@ impl StreamProjection for Sentiment {
         }
         Ok(())
     }
-}
-
-fn reject(out: &mut Output, message: &StreamMessage, reason: String) {
-    out.rejected.push(Rejected {
-        partition: message.partition,
-        offset: message.offset,
-        reason,
-        payload: message.payload.clone(),
-    });
 }
 
 fn hour_of(at: OffsetDateTime) -> OffsetDateTime {

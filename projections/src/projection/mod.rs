@@ -59,6 +59,17 @@ pub struct Rejected {
     pub payload: Vec<u8>,
 }
 
+impl Rejected {
+    pub fn of(message: &StreamMessage, reason: String) -> Self {
+        Self {
+            partition: message.partition,
+            offset: message.offset,
+            reason,
+            payload: message.payload.clone(),
+        }
+    }
+}
+
 /// What a batch produced besides its rows.
 #[derive(Debug, Default)]
 pub struct Output {

@@ -68,6 +68,29 @@ pub struct Report {
     pub position: i64,
 }
 
+/// Reports progress against the size the source had when the rebuild started.
+struct Meter {
+    started: Instant,
+    total: u64,
+}
+
+impl Meter {
+    fn new(total: i64) -> Self {
+        Self {
+            started: Instant::now(),
+            total: u64::try_from(total).unwrap_or(0),
+        }
+    }
+
+    fn report(&self, applied: u64, progress: &mut (dyn FnMut(&Progress) + Send)) {
+        progress(&Progress {
+            applied,
+            total: self.total.max(applied),
+            elapsed: self.started.elapsed(),
+        });
+    }
+}
+
 fn shadow_schema(name: &str) -> String {
     format!("rebuild_{name}")
 }
@@ -169,22 +192,15 @@ async fn fold_log_and_swap<P: LogProjection>(
     batch_size: usize,
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Report, ProjectionError> {
-    let started = Instant::now();
     let shadow = shadow_schema(projection.name());
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(pool)
         .await?;
+    let meter = Meter::new(total);
     let limit = i64::try_from(batch_size).unwrap_or(i64::MAX);
     let mut log = GlobalLog::new(pool.clone());
     let mut position = 0;
     let mut applied = 0u64;
-    let report = |applied: u64, progress: &mut (dyn FnMut(&Progress) + Send)| {
-        progress(&Progress {
-            applied,
-            total: u64::try_from(total).unwrap_or(0).max(applied),
-            elapsed: started.elapsed(),
-        });
-    };
     loop {
         let events = log.read_after(position, limit).await?;
         let Some(last) = events.last().map(|e| e.global_position) else {
@@ -197,7 +213,7 @@ async fn fold_log_and_swap<P: LogProjection>(
         tx.commit().await?;
         position = last;
         applied += events.len() as u64;
-        report(applied, progress);
+        meter.report(applied, progress);
     }
     // The swap: what arrived meanwhile, then the tables, under the checkpoint's lock.
     let mut tx = pool.begin().await?;
@@ -218,11 +234,11 @@ async fn fold_log_and_swap<P: LogProjection>(
     checkpoint::set_position(&mut tx, projection.name(), position).await?;
     checkpoint::set_state(&mut tx, projection.name(), "running").await?;
     tx.commit().await?;
-    report(applied, progress);
+    meter.report(applied, progress);
     Ok(Report {
         projection: projection.name(),
         applied,
-        elapsed: started.elapsed(),
+        elapsed: meter.started.elapsed(),
         position,
     })
 }
@@ -283,10 +299,9 @@ async fn fold_stream_and_swap<P: StreamProjection>(
     settings: &RunSettings,
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Report, ProjectionError> {
-    let started = Instant::now();
     let shadow = shadow_schema(projection.name());
     let marks = watermarks(&source.brokers, topic).await?;
-    let total: i64 = marks.values().map(|(low, high)| high - low).sum();
+    let meter = Meter::new(marks.values().map(|(low, high)| high - low).sum());
     // Its own group, offsets assigned by hand and never committed: the live group's
     // position is not touched.
     let group = format!(
@@ -303,13 +318,6 @@ async fn fold_stream_and_swap<P: StreamProjection>(
     let mut next: BTreeMap<i32, i64> = marks.iter().map(|(p, (low, _))| (*p, *low)).collect();
     let mut applied = 0u64;
     let never = CancellationToken::new();
-    let report = |applied: u64, progress: &mut (dyn FnMut(&Progress) + Send)| {
-        progress(&Progress {
-            applied,
-            total: u64::try_from(total).unwrap_or(0).max(applied),
-            elapsed: started.elapsed(),
-        });
-    };
     let behind = |next: &BTreeMap<i32, i64>, goal: &BTreeMap<i32, i64>| {
         goal.iter()
             .any(|(p, target)| next.get(p).copied().unwrap_or(0) < *target)
@@ -329,7 +337,7 @@ async fn fold_stream_and_swap<P: StreamProjection>(
             *entry = (*entry).max(message.offset + 1);
         }
         applied += batch.len() as u64;
-        report(applied, progress);
+        meter.report(applied, progress);
     }
     // The swap: catch up with the live offsets under the checkpoint's lock.
     let mut tx = pool.begin().await?;
@@ -359,11 +367,11 @@ async fn fold_stream_and_swap<P: StreamProjection>(
     checkpoint::set_offsets(&mut tx, projection.name(), topic, &next).await?;
     checkpoint::set_state(&mut tx, projection.name(), "running").await?;
     tx.commit().await?;
-    report(applied, progress);
+    meter.report(applied, progress);
     Ok(Report {
         projection: projection.name(),
         applied,
-        elapsed: started.elapsed(),
+        elapsed: meter.started.elapsed(),
         position: 0,
     })
 }
