@@ -678,3 +678,91 @@ async fn a_projector_killed_again_and_again_ends_equal_to_a_clean_rebuild(pool: 
         .unwrap();
     println!("{}", String::from_utf8_lossy(&status.stdout));
 }
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_committed_batch_is_announced_on_redis(pool: PgPool) {
+    use coinfold_projections::models::market::Market;
+    use coinfold_projections::projection::RunSettings;
+    use coinfold_projections::projection::notify::{Notifier, cache_key, channel};
+    use coinfold_projections::projection::stream_runner::{self, StreamSource};
+    use futures_util::StreamExt;
+
+    let brokers = env_or("KAFKA_BROKERS", "127.0.0.1:9092");
+    let redis_url = env_or("REDIS_URL", "redis://127.0.0.1:6379");
+    let prefix = format!("test-{}.", Uuid::new_v4().simple());
+    let topic = format!("{prefix}{TICKS_TOPIC}");
+    ensure_topics(&brokers, &[(topic.clone(), 1)]).await.unwrap();
+    let redis = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut pubsub = redis.get_async_pubsub().await.expect("Redis answers");
+    pubsub.subscribe(channel(&prefix, "price.BTC")).await.unwrap();
+    pubsub.subscribe(channel(&prefix, "candle.BTC.1m")).await.unwrap();
+
+    let source = StreamSource {
+        brokers: brokers.clone(),
+        topic_prefix: prefix.clone(),
+        group_id: format!("{prefix}market"),
+    };
+    let notifier = Notifier::connect(&redis_url, &prefix).await.unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let runner = {
+        let (pool, cancel) = (pool.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let producer: FutureProducer = producer_config(&source.brokers, "dlq").create().unwrap();
+            stream_runner::run(
+                pool,
+                &Market,
+                &source,
+                &RunSettings::default(),
+                Some(&notifier),
+                Some(&producer),
+                cancel,
+            )
+            .await
+        })
+    };
+    let ticks: Vec<_> = seed::tick_series(10, 31, 0)
+        .into_iter()
+        .filter(|t| t.coin.as_str() == "BTC")
+        .collect();
+    let producer: FutureProducer = producer_config(&brokers, "ticks").create().unwrap();
+    for tick in &ticks {
+        let body = serde_json::to_vec(tick).unwrap();
+        producer
+            .send(FutureRecord::to(&topic).key("BTC").payload(&body), Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let last = ticks.last().unwrap().price.value().to_string();
+    let mut messages = pubsub.on_message();
+    let mut seen = (false, false);
+    while !(seen.0 && seen.1) {
+        let message = tokio::time::timeout(Duration::from_secs(60), messages.next())
+            .await
+            .expect("a notification within a minute")
+            .expect("the subscription is open");
+        let payload: serde_json::Value = serde_json::from_slice(message.get_payload_bytes()).unwrap();
+        if message.get_channel_name().ends_with("price.BTC") && payload["price"] == last.as_str() {
+            seen.0 = true;
+        }
+        if message.get_channel_name().ends_with("candle.BTC.1m") {
+            seen.1 = true;
+        }
+    }
+    drop(messages);
+    cancel.cancel();
+    runner.await.unwrap().expect("the runner stopped cleanly");
+    // The hot value is in Redis, and only what PostgreSQL committed.
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let cached: String = redis::cmd("GET")
+        .arg(cache_key(&prefix, "price:BTC:USDT"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let stored: Decimal = sqlx::query_scalar("SELECT price FROM read.latest_prices WHERE coin = 'BTC'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored.to_string(), last);
+    assert!(cached.contains(&format!("\"price\":\"{last}\"")), "{cached}");
+}
