@@ -90,6 +90,7 @@ fn stream_source(settings: &Settings, name: &str) -> StreamSource {
         brokers: settings.kafka.brokers.clone(),
         topic_prefix: settings.kafka.topic_prefix.clone(),
         group_id: format!("{}.{name}", settings.projections.group_prefix),
+        instance_id: settings.projections.instance_id.clone(),
     }
 }
 

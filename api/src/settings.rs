@@ -46,6 +46,10 @@ pub struct ProjectionSettings {
     pub linger_ms: u64,
     /// Run the alert evaluator with the projections.
     pub alerts: bool,
+    /// This process's stable name in its consumer groups (static membership), e.g. a
+    /// StatefulSet pod name; unset, membership is dynamic.
+    #[serde(default)]
+    pub instance_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -36,6 +36,10 @@ pub struct StreamSource {
     pub topic_prefix: String,
     /// The consumer group (every process of one projection uses the same).
     pub group_id: String,
+    /// A stable name for this process in the group (Kafka static membership): a
+    /// process that restarts under the same name takes its partitions back at once,
+    /// instead of waiting for the group to give up on its former self. None: dynamic.
+    pub instance_id: Option<String>,
 }
 
 impl StreamSource {
@@ -141,7 +145,14 @@ pub async fn run<P: StreamProjection>(
         )
         .await?;
     }
-    let consumer: StreamConsumer = consumer_config(&source.brokers, &source.group_id).create()?;
+    let mut config = consumer_config(&source.brokers, &source.group_id);
+    if let Some(instance) = &source.instance_id {
+        config.set(
+            "group.instance.id",
+            format!("{instance}.{}", projection.name()),
+        );
+    }
+    let consumer: StreamConsumer = config.create()?;
     consumer.subscribe(&[&topic])?;
     tracing::info!(projection = projection.name(), %topic, group = %source.group_id, "projection started");
     let mut seen = 0u64;
