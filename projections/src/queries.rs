@@ -408,3 +408,58 @@ pub async fn sentiment(
         hourly,
     })
 }
+
+/// The correlation matrix of the coins' log returns over the last `window` candles of
+/// `interval` that all of them have (USD quotes), in the order given; 1 on the
+/// diagonal, None where a coin was flat over the window. Folded by the domain's
+/// incremental [`CorrelationMatrix`](coinfold_domain::indicators::CorrelationMatrix).
+pub async fn correlation(
+    pool: &PgPool,
+    coins: &[String],
+    interval: &str,
+    window: usize,
+) -> Result<Vec<Vec<Option<f64>>>, QueryError> {
+    use coinfold_domain::indicators::CorrelationMatrix;
+    use rust_decimal::prelude::ToPrimitive;
+
+    if !(2..=20).contains(&coins.len()) || !(2..=1000).contains(&window) {
+        return Err(QueryError::Invalid(
+            "a correlation needs 2 to 20 coins and a window of 2 to 1000 candles".to_owned(),
+        ));
+    }
+    // The newest `window + 1` times at which every coin has a candle, oldest first.
+    let rows: Vec<(OffsetDateTime, String, Decimal)> = sqlx::query_as(
+        "WITH closes AS ( \
+             SELECT DISTINCT ON (coin, open_time) open_time, coin, close FROM read.candles \
+             WHERE coin = ANY($1) AND quote = ANY($2) AND interval = $3 \
+             ORDER BY coin, open_time, array_position($2, quote)), \
+         shared AS ( \
+             SELECT open_time FROM closes GROUP BY open_time \
+             HAVING count(*) = cardinality($1) ORDER BY open_time DESC LIMIT $4) \
+         SELECT c.open_time, c.coin, c.close FROM closes c JOIN shared USING (open_time) \
+         ORDER BY c.open_time",
+    )
+    .bind(coins)
+    .bind(USD_QUOTES)
+    .bind(interval)
+    .bind(i64::try_from(window + 1).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    let mut matrix = CorrelationMatrix::of_log_returns(coins.to_vec(), window)
+        .map_err(|e| QueryError::Invalid(e.to_string()))?;
+    let mut by_time: BTreeMap<OffsetDateTime, Vec<f64>> = BTreeMap::new();
+    for (at, coin, close) in rows {
+        let row = by_time
+            .entry(at)
+            .or_insert_with(|| vec![f64::NAN; coins.len()]);
+        if let Some(i) = coins.iter().position(|c| *c == coin) {
+            row[i] = close.to_f64().unwrap_or(f64::NAN);
+        }
+    }
+    for row in by_time.values() {
+        matrix
+            .update(row)
+            .map_err(|e| QueryError::Invalid(e.to_string()))?;
+    }
+    Ok(matrix.matrix())
+}

@@ -120,3 +120,32 @@ async fn search_ranks_symbol_then_name_and_pages(pool: PgPool) {
     assert_eq!(names(overview.gainers), ["BTT", "BTC"]);
     assert_eq!(names(overview.losers), ["BCH", "ETH"]);
 }
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn correlation_of_log_returns_over_shared_candles(pool: PgPool) {
+    use coinfold_projections::queries::correlation;
+    // A rises and falls; B moves the same way (x2 returns); C the opposite way.
+    let closes_a = [100.0, 110.0, 99.0, 108.9, 103.455, 113.8005];
+    let mut sql = String::new();
+    for (i, a) in closes_a.iter().enumerate() {
+        let b = a * a / 100.0;
+        let c = 10_000.0 / a;
+        for (coin, close) in [("AAA", *a), ("BBB", b), ("CCC", c)] {
+            sql.push_str(&format!(
+                "INSERT INTO read.candles VALUES ('{coin}', 'USD', '1h', '2026-03-01T{i:02}:00Z', {close}, {close}, {close}, {close}, 1, 1);"
+            ));
+        }
+    }
+    // A candle only one coin has is left out.
+    sql.push_str("INSERT INTO read.candles VALUES ('AAA', 'USD', '1h', '2026-03-01T09:00Z', 1, 1, 1, 1, 1, 1);");
+    exec(&pool, &sql).await;
+    let coins: Vec<String> = ["AAA", "BBB", "CCC"].map(String::from).to_vec();
+    let m = correlation(&pool, &coins, "1h", 5).await.unwrap();
+    let close = |x: Option<f64>, y: f64| (x.unwrap() - y).abs() < 1e-9;
+    assert!(
+        close(m[0][0], 1.0) && close(m[0][1], 1.0) && close(m[0][2], -1.0),
+        "{m:?}"
+    );
+    assert!(close(m[1][2], -1.0));
+    assert!(correlation(&pool, &coins[..1], "1h", 5).await.is_err());
+}
