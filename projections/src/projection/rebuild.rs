@@ -201,10 +201,20 @@ async fn fold_log_and_swap<P: LogProjection>(
     let mut log = GlobalLog::new(pool.clone());
     let mut position = 0;
     let mut applied = 0u64;
+    // Everything committed when the rebuild started must be in the new tables before
+    // they are swapped in. The high-water mark can trail for a while (any transaction
+    // open in the cluster holds it back, ADR 0001), so an empty read is not the end.
+    let target: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
+        .fetch_one(pool)
+        .await?;
     loop {
         let events = log.read_after(position, limit).await?;
         let Some(last) = events.last().map(|e| e.global_position) else {
-            break;
+            if position >= target {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
         };
         let mut tx = begin_in(pool, &shadow).await?;
         projection
