@@ -8,6 +8,10 @@
 -- Offsets of Kafka-fed projections, one row per partition: the next offset to apply.
 -- One row per partition (not one jsonb per projection) so two `coinfold project`
 -- processes holding different partitions do not wait on each other's row lock.
+-- They replace the `offsets` jsonb of `projection_checkpoints`, which is dropped; that
+-- table keeps, per projection, its source, state and (for the event store) position.
+ALTER TABLE projection_checkpoints DROP COLUMN offsets;
+
 CREATE TABLE projection_offsets
 (
     projection  text    NOT NULL REFERENCES projection_checkpoints (projection),

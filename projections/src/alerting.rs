@@ -27,10 +27,11 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use coinfold_domain::alert::{AlertCondition, MovingAverage, Observation};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use coinfold_domain::indicators::{Ema, Sma};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::FromPrimitive;
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -38,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::ingest::{TICKS_TOPIC, Tick, TickKind};
-use crate::projection::stream_runner::{StreamSource, consumer_config, next_batch};
+use crate::projection::stream_runner::{StreamSource, next_batch};
 use crate::projection::{ProjectionError, RunSettings};
 
 /// Minutes of history kept per coin: a week's longest window plus the 24 h before it.
@@ -149,21 +150,29 @@ fn percent_change(from: Decimal, to: Decimal) -> Option<Decimal> {
         .into()
 }
 
-fn average(kind: MovingAverage, closes: &[Decimal]) -> Option<Decimal> {
-    let n = Decimal::from(closes.len());
+/// Closes an EMA is warmed up over: its seed (the SMA of the first `period`) weighs
+/// (1 − 2/(n+1))^(3n) ≈ e^-6 ≈ 0.25 % of the result by the end.
+const EMA_WARM_UP_PERIODS: usize = 4;
+
+/// The moving average of the last closes, by the same definitions as the read model's
+/// indicators ([`coinfold_domain::indicators`]).
+fn average(kind: MovingAverage, closes: &[Decimal], period: usize) -> Option<Decimal> {
+    let mut last = None;
     match kind {
-        MovingAverage::Sma => Some(closes.iter().sum::<Decimal>() / n),
-        MovingAverage::Ema => {
-            // Seeded with the first close, alpha = 2 / (n + 1).
-            let alpha = Decimal::TWO / (n + Decimal::ONE);
-            let mut ema = *closes.first()?;
-            for close in &closes[1..] {
-                ema = alpha * close + (Decimal::ONE - alpha) * ema;
+        MovingAverage::Sma => {
+            let mut sma = Sma::new(period).ok()?;
+            for close in closes {
+                last = sma.update(close.to_f64()?).or(last);
             }
-            Some(ema)
+        }
+        MovingAverage::Ema => {
+            let mut ema = Ema::new(period).ok()?;
+            for close in closes {
+                last = ema.update(close.to_f64()?).or(last);
+            }
         }
     }
-    .map(|a| a.round_dp(12))
+    Decimal::from_f64(last?).map(|a| a.round_dp(12))
 }
 
 /// What `condition` observes now, or None when the history cannot tell yet.
@@ -218,13 +227,18 @@ pub fn observe(
             period,
             ..
         } => {
-            let closes = history.closes_before(minute, *period as usize);
-            if closes.len() < *period as usize {
+            let period = *period as usize;
+            let wanted = match kind {
+                MovingAverage::Sma => period,
+                MovingAverage::Ema => period * EMA_WARM_UP_PERIODS,
+            };
+            let closes = history.closes_before(minute, wanted);
+            if closes.len() < period {
                 return None;
             }
             Some(Observation {
                 value: price,
-                reference: Some(average(*kind, &closes)?),
+                reference: Some(average(*kind, &closes, period)?),
                 previous: Some(previous?),
                 at,
             })
@@ -410,9 +424,7 @@ impl<T: AlertTrigger> Evaluator<T> {
         cancel: CancellationToken,
     ) -> Result<EvaluatorStats, ProjectionError> {
         let topic = source.topic(TICKS_TOPIC);
-        let consumer: StreamConsumer =
-            consumer_config(&source.brokers, &source.group_id).create()?;
-        consumer.subscribe(&[&topic])?;
+        let consumer = source.subscribe(&topic, "alert-evaluator")?;
         tracing::info!(%topic, group = %source.group_id, "alert evaluator started");
         while let Some(batch) = next_batch(&consumer, settings, &cancel).await? {
             let mut next: BTreeMap<i32, i64> = BTreeMap::new();
@@ -484,6 +496,14 @@ mod tests {
         let crossed = observe(&condition, &h, Some(dec!(99)), dec!(101), at, None).unwrap();
         assert_eq!(crossed.reference, Some(dec!(100)));
         assert!(condition.is_met(&crossed));
+        let ema = AlertCondition::CrossesAverage {
+            average: MovingAverage::Ema,
+            period: 5,
+            direction: Direction::Above,
+        };
+        let crossed_ema = observe(&ema, &h, Some(dec!(99)), dec!(101), at, None).unwrap();
+        assert_eq!(crossed_ema.reference, Some(dec!(100)));
+        assert!(ema.is_met(&crossed_ema));
         let already_above =
             observe(&condition, &h, Some(dec!(100.5)), dec!(101), at, None).unwrap();
         assert!(!condition.is_met(&already_above));

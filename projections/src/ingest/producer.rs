@@ -266,21 +266,35 @@ fn encode<'a>(message: &Ingested, topics: &'a IngestTopics) -> Result<Encoded<'a
             serde_json::to_vec(article)?,
             OwnedHeaders::new(),
         ),
-        Ingested::DeadLetter(letter) => (
-            &topics.dead_letter,
-            topics.name(letter.topic),
-            serde_json::to_vec(&DeadLetterMessage::from_letter(letter))?,
-            OwnedHeaders::new()
-                .insert(Header {
-                    key: "reason",
-                    value: Some(letter.reason.as_bytes()),
-                })
-                .insert(Header {
-                    key: "source",
-                    value: Some(letter.source.as_bytes()),
-                }),
-        ),
+        Ingested::DeadLetter(letter) => {
+            let (body, headers) = dead_letter_parts(letter)?;
+            (
+                &topics.dead_letter,
+                topics.name(letter.topic),
+                body,
+                headers,
+            )
+        }
     })
+}
+
+/// A dead letter as it goes on `coinfold.dead-letter`: its JSON body, and its reason and
+/// source as headers. Every writer of dead letters (ingest, the sentiment worker, the
+/// projections) uses this one shape.
+pub fn dead_letter_parts(
+    letter: &DeadLetter,
+) -> Result<(Vec<u8>, OwnedHeaders), serde_json::Error> {
+    let body = serde_json::to_vec(&DeadLetterMessage::from_letter(letter))?;
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "reason",
+            value: Some(letter.reason.as_bytes()),
+        })
+        .insert(Header {
+            key: "source",
+            value: Some(letter.source.as_bytes()),
+        });
+    Ok((body, headers))
 }
 
 /// The message on `coinfold.market.coins`: CoinGecko's metadata of one coin.

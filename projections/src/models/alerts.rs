@@ -6,7 +6,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{bad, decode};
+use super::{bad, decode, enum_text};
 use crate::global_log::RecordedEvent;
 use crate::projection::{LogProjection, Output, ProjectionError};
 
@@ -76,7 +76,7 @@ async fn apply_one(
             .bind(owner_id)
             .bind(coin.as_str())
             .bind(json_of(event, &condition)?)
-            .bind(json_of(event, &repeat)?.as_str().unwrap_or_default())
+            .bind(enum_text(&repeat))
             .bind(i32::try_from(cooldown_seconds).unwrap_or(i32::MAX))
             .bind(created_at)
             .bind(position)

@@ -27,6 +27,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use time::{Duration, OffsetDateTime};
 
+use super::floor_to;
 use crate::ingest::{TICKS_TOPIC, Tick, TickKind};
 use crate::projection::{Output, ProjectionError, Rejected, StreamMessage, StreamProjection};
 
@@ -309,12 +310,6 @@ struct Series {
 
 type SeriesKey = (String, String, &'static str);
 
-fn bucket(at: OffsetDateTime, seconds: i64) -> OffsetDateTime {
-    let t = at.unix_timestamp();
-    let start = t - t.rem_euclid(seconds);
-    OffsetDateTime::from_unix_timestamp(start).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
 async fn fold_candles(
     tx: &mut PgConnection,
     ticks: &[Tick],
@@ -340,7 +335,7 @@ async fn fold_candles(
                 tick.quote.as_str().to_owned(),
                 interval,
             );
-            let at = bucket(tick.exchange_time, seconds);
+            let at = floor_to(tick.exchange_time, seconds);
             match series.get_mut(&key) {
                 None => {
                     let indicators = IndicatorSet::new(seconds)
@@ -555,9 +550,9 @@ mod tests {
     #[test]
     fn buckets_start_on_the_interval() {
         let at = datetime!(2026-04-07 14:31:59.9 UTC);
-        assert_eq!(bucket(at, 60), datetime!(2026-04-07 14:31 UTC));
-        assert_eq!(bucket(at, 300), datetime!(2026-04-07 14:30 UTC));
-        assert_eq!(bucket(at, 3600), datetime!(2026-04-07 14:00 UTC));
-        assert_eq!(bucket(at, 86_400), datetime!(2026-04-07 00:00 UTC));
+        assert_eq!(floor_to(at, 60), datetime!(2026-04-07 14:31 UTC));
+        assert_eq!(floor_to(at, 300), datetime!(2026-04-07 14:30 UTC));
+        assert_eq!(floor_to(at, 3600), datetime!(2026-04-07 14:00 UTC));
+        assert_eq!(floor_to(at, 86_400), datetime!(2026-04-07 00:00 UTC));
     }
 }

@@ -72,3 +72,19 @@ pub(crate) fn acting_user(event: &RecordedEvent) -> Option<uuid::Uuid> {
         .and_then(|actor| actor.strip_prefix("user:"))
         .and_then(|id| id.parse().ok())
 }
+
+/// The start of the `seconds`-long interval holding `at` (UTC, from the epoch).
+pub(crate) fn floor_to(at: OffsetDateTime, seconds: i64) -> OffsetDateTime {
+    let t = at.unix_timestamp();
+    OffsetDateTime::from_unix_timestamp(t - t.rem_euclid(seconds))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The serde name of a unit enum variant (`FIFO`, `ONE_SHOT`): one spelling in the
+/// events and the read models.
+pub(crate) fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

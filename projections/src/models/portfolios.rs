@@ -15,7 +15,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{bad, decode};
+use super::{bad, decode, enum_text};
 use crate::global_log::RecordedEvent;
 use crate::projection::{LogProjection, Output, ProjectionError};
 
@@ -186,14 +186,6 @@ async fn apply_one(
         .execute(&mut *tx)
         .await?;
     Ok(())
-}
-
-/// The serde name of a unit enum variant (`FIFO`, `BUY`): one spelling everywhere.
-fn enum_text<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 async fn set_column(

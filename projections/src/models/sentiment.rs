@@ -3,8 +3,8 @@
 //! over any window is a sum over hours).
 
 use sqlx::PgConnection;
-use time::OffsetDateTime;
 
+use super::floor_to;
 use crate::ingest::SENTIMENT_TOPIC;
 use crate::projection::{Output, ProjectionError, Rejected, StreamMessage, StreamProjection};
 use crate::sentiment::Label;
@@ -78,7 +78,7 @@ impl StreamProjection for Sentiment {
             if inserted == 0 {
                 continue;
             }
-            let hour = hour_of(scored.published_at.unwrap_or(scored.scored_at));
+            let hour = floor_to(scored.published_at.unwrap_or(scored.scored_at), 3600);
             sqlx::query(
                 "INSERT INTO sentiment_hourly (coin, hour, articles, positive, negative, neutral, score_sum) \
                  VALUES ($1, $2, 1, $3, $4, $5, $6) \
@@ -103,10 +103,4 @@ impl StreamProjection for Sentiment {
         }
         Ok(())
     }
-}
-
-fn hour_of(at: OffsetDateTime) -> OffsetDateTime {
-    let t = at.unix_timestamp();
-    OffsetDateTime::from_unix_timestamp(t - t.rem_euclid(3600))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

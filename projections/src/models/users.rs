@@ -1,6 +1,8 @@
 //! Users (name, base currency, state), their watchlists, and usage: how many events each
 //! user's commands produced, by event type, over every aggregate.
 
+use std::collections::BTreeMap;
+
 use coinfold_domain::user::UserEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -30,16 +32,11 @@ impl LogProjection for Users {
         events: &[RecordedEvent],
         _out: &mut Output,
     ) -> Result<(), ProjectionError> {
+        // Usage is counted for the whole batch and written once.
+        let mut usage: BTreeMap<(Uuid, &str), i64> = BTreeMap::new();
         for event in events {
             if let Some(user) = acting_user(event) {
-                sqlx::query(
-                    "INSERT INTO usage (user_id, event_type, count) VALUES ($1, $2, 1) \
-                     ON CONFLICT (user_id, event_type) DO UPDATE SET count = usage.count + 1",
-                )
-                .bind(user)
-                .bind(&event.event_type)
-                .execute(&mut *tx)
-                .await?;
+                *usage.entry((user, event.event_type.as_str())).or_default() += 1;
             }
             if event.aggregate_type == "User" {
                 let id: Uuid = event
@@ -48,6 +45,21 @@ impl LogProjection for Users {
                     .map_err(|_| bad(event, "aggregate id is not a UUID"))?;
                 apply_one(tx, id, event, decode(event)?).await?;
             }
+        }
+        if !usage.is_empty() {
+            let users: Vec<Uuid> = usage.keys().map(|k| k.0).collect();
+            let types: Vec<&str> = usage.keys().map(|k| k.1).collect();
+            let counts: Vec<i64> = usage.values().copied().collect();
+            sqlx::query(
+                "INSERT INTO usage (user_id, event_type, count) \
+                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[]) \
+                 ON CONFLICT (user_id, event_type) DO UPDATE SET count = usage.count + excluded.count",
+            )
+            .bind(&users)
+            .bind(&types)
+            .bind(&counts)
+            .execute(&mut *tx)
+            .await?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sqlx::PgPool;
@@ -27,7 +27,7 @@ use super::{
     LIVE_SCHEMA, Output, ProjectionError, RunSettings, StreamMessage, StreamProjection, begin_in,
 };
 use crate::ingest::connector::DeadLetter;
-use crate::ingest::producer::DeadLetterMessage;
+use crate::ingest::producer::dead_letter_parts;
 
 /// Where a stream projection reads and sends its dead letters.
 #[derive(Debug, Clone)]
@@ -45,6 +45,18 @@ pub struct StreamSource {
 impl StreamSource {
     pub fn topic(&self, name: &str) -> String {
         format!("{}{name}", self.topic_prefix)
+    }
+
+    /// A consumer in the group, subscribed to `topic`; `member` (the projection's or
+    /// worker's name) completes the static member id when there is one.
+    pub fn subscribe(&self, topic: &str, member: &str) -> Result<StreamConsumer, ProjectionError> {
+        let mut config = consumer_config(&self.brokers, &self.group_id);
+        if let Some(instance) = &self.instance_id {
+            config.set("group.instance.id", format!("{instance}.{member}"));
+        }
+        let consumer: StreamConsumer = config.create()?;
+        consumer.subscribe(&[topic])?;
+        Ok(consumer)
     }
 }
 
@@ -145,15 +157,7 @@ pub async fn run<P: StreamProjection>(
         )
         .await?;
     }
-    let mut config = consumer_config(&source.brokers, &source.group_id);
-    if let Some(instance) = &source.instance_id {
-        config.set(
-            "group.instance.id",
-            format!("{instance}.{}", projection.name()),
-        );
-    }
-    let consumer: StreamConsumer = config.create()?;
-    consumer.subscribe(&[&topic])?;
+    let consumer = source.subscribe(&topic, projection.name())?;
     tracing::info!(projection = projection.name(), %topic, group = %source.group_id, "projection started");
     let mut seen = 0u64;
     while let Some(batch) = next_batch(&consumer, settings, &cancel).await? {
@@ -189,22 +193,19 @@ async fn send_dead_letter<P: StreamProjection>(
     reject: super::Rejected,
 ) -> Result<(), ProjectionError> {
     tracing::warn!(projection = projection.name(), partition = reject.partition, offset = reject.offset, reason = %reject.reason, "message to the dead-letter topic");
-    let letter = DeadLetterMessage::from_letter(&DeadLetter {
+    let (body, headers) = dead_letter_parts(&DeadLetter {
         source: projection.name(),
         topic: projection.topic(),
-        reason: reject.reason.clone(),
+        reason: reject.reason,
         raw: reject.payload,
         received_time: OffsetDateTime::now_utc(),
-    });
-    let body = serde_json::to_vec(&letter).map_err(|e| ProjectionError::Invalid(e.to_string()))?;
+    })
+    .map_err(|e| ProjectionError::Invalid(e.to_string()))?;
     let dead_letter_topic = source.topic(crate::ingest::DEAD_LETTER_TOPIC);
     let record = FutureRecord::to(&dead_letter_topic)
         .key(topic)
         .payload(&body)
-        .headers(OwnedHeaders::new().insert(Header {
-            key: "reason",
-            value: Some(reject.reason.as_bytes()),
-        }));
+        .headers(headers);
     producer
         .send(record, Duration::from_secs(30))
         .await

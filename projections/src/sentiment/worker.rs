@@ -14,7 +14,7 @@ use coinfold_domain::values::CoinSymbol;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Label, Scorer};
 use crate::ingest::connector::DeadLetter;
 use crate::ingest::news::Article;
-use crate::ingest::producer::DeadLetterMessage;
+use crate::ingest::producer::dead_letter_parts;
 use crate::ingest::{ARTICLES_TOPIC, SENTIMENT_TOPIC};
 
 /// Version of the [`ScoredArticle`] message.
@@ -157,20 +157,15 @@ impl SentimentWorker {
                 Err(error) => {
                     let reason = format!("not an article: {error}");
                     tracing::warn!(%reason, "article to the dead-letter topic");
-                    let letter = DeadLetterMessage::from_letter(&DeadLetter {
+                    let (body, headers) = dead_letter_parts(&DeadLetter {
                         source: "sentiment",
                         topic: ARTICLES_TOPIC,
-                        reason: reason.clone(),
+                        reason,
                         raw: payload.to_vec(),
                         received_time: now,
-                    });
-                    let headers = OwnedHeaders::new().insert(Header {
-                        key: "reason",
-                        value: Some(reason.as_bytes()),
-                    });
+                    })?;
                     let key = format!("{}{ARTICLES_TOPIC}", self.prefix);
-                    self.deliver(&dead_letter, &key, &serde_json::to_vec(&letter)?, headers)
-                        .await?;
+                    self.deliver(&dead_letter, &key, &body, headers).await?;
                 }
             }
             self.consumer
