@@ -102,7 +102,12 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
     /// Each projection's checkpoint, lag and state.
-    Status,
+    Status {
+        /// Also each partition of the Kafka-fed projections: its next offset, its lag and
+        /// the process that applied it last (two `coinfold project` split them).
+        #[arg(long)]
+        partitions: bool,
+    },
     /// Fold a projection from the beginning into new tables and swap them in while the
     /// old ones keep serving.
     Rebuild {
@@ -210,7 +215,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projections { command } => {
             telemetry::init("warn", std::io::stderr);
             match command {
-                ProjectionsCommand::Status => crate::project::print_status(&settings).await,
+                ProjectionsCommand::Status { partitions } => {
+                    crate::project::print_status(&settings, partitions).await
+                }
                 ProjectionsCommand::Rebuild { name } => {
                     crate::project::rebuild(&settings, &name).await
                 }

@@ -5,9 +5,13 @@
 //!
 //! A tour:
 //!
-//! - [`cli`]: the subcommands. Today `migrate` (create the database if needed, apply
-//!   migrations; idempotent), `serve`, and `history PORTFOLIO [--as-of T]`, whose
-//!   text is made by [`history_view`].
+//! - [`cli`]: the subcommands: `migrate` (create the database if needed, apply
+//!   migrations; idempotent), `serve`, `history PORTFOLIO [--as-of T]` (its text made
+//!   by [`history_view`]), `ingest`, `replay`, `project` and `projections
+//!   status [--partitions]|rebuild NAME`.
+//! - [`project`]: the `project` role (each projection a task restarted from its
+//!   checkpoint, the alert evaluator beside them, its triggers through the command
+//!   service) and the `projections` commands' output (status table, progress bar).
 //! - [`settings`]: one validated [`settings::Settings`] from `deploy/config/base.toml`
 //!   and `COINFOLD_…` / `DATABASE_URL` / `REDIS_URL` / `KAFKA_BROKERS` variables;
 //!   secrets stay `SecretString`.
@@ -17,8 +21,8 @@
 //!   naming what is down), with the checks in [`readiness`].
 //! - [`telemetry`]: JSON logs through `tracing`.
 //!
-//! GraphQL, auth, rate limits and the other roles (`project`, `ingest`, `relay`,
-//! `all`, `demo`) arrive with issues 3 to 7.
+//! GraphQL, auth, rate limits, `relay` as a role of its own, `all` and `demo` arrive
+//! with the API issue.
 
 pub mod cli;
 pub mod history_view;

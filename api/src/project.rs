@@ -252,10 +252,14 @@ pub async fn run(
 }
 
 /// `coinfold projections status`.
-pub async fn print_status(settings: &Settings) -> anyhow::Result<()> {
+pub async fn print_status(settings: &Settings, partitions: bool) -> anyhow::Result<()> {
     let pool = connect(settings, 2).await?;
     let lines = status::all(&pool, &settings.kafka.brokers, &settings.kafka.topic_prefix).await?;
-    print!("{}", status::Table(&lines));
+    let table = status::Table {
+        lines: &lines,
+        partitions,
+    };
+    print!("{table}");
     Ok(())
 }
 

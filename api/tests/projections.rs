@@ -3,11 +3,13 @@
 //! clean rebuild ends; double-delivered ticks fire a one-shot alert once.
 
 mod common;
+#[allow(dead_code)] // stopping gracefully is for the stream-worker tests
+#[path = "common/process.rs"]
+mod process;
 #[path = "common/seed.rs"]
 mod seed;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use coinfold_api::project::CommandTrigger;
@@ -29,6 +31,7 @@ use coinfold_projections::projection::log_runner::{Step, fold_batch};
 use coinfold_projections::projection::rebuild::{rebuild_log, watermarks};
 use coinfold_projections::projection::registry::{ALL, CACHE_TABLES};
 use coinfold_projections::projection::{LogProjection, Output};
+use process::{Projector, env_or, produce};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -486,75 +489,7 @@ async fn every_tick_twice_still_fires_each_one_shot_alert_once(pool: PgPool) {
     assert_eq!(stats.triggered as i64, 2 + expected_recurring);
 }
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-/// A child process that is killed when the test lets go of it, even by panicking.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Projector {
-    url: String,
-    prefix: String,
-}
-
-impl Projector {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_coinfold"));
-        command
-            .args(args)
-            .arg("--config-dir")
-            .arg(common::CONFIG_DIR)
-            .env("DATABASE_URL", &self.url)
-            .env("COINFOLD_KAFKA__TOPIC_PREFIX", &self.prefix)
-            .env(
-                "COINFOLD_PROJECTIONS__GROUP_PREFIX",
-                format!("{}projections", self.prefix),
-            )
-            .env("COINFOLD_PROJECTIONS__ALERTS", "false")
-            .env("COINFOLD_PROJECTIONS__BATCH_SIZE", "500");
-        command
-    }
-
-    /// Each run joins a fresh consumer group: tansu 0.6 kept a group stalled for
-    /// minutes after a member was killed (static membership helped only at first). The
-    /// projection does not depend on the broker's offsets: a fresh group starts at the
-    /// beginning and the offsets in PostgreSQL drop what was applied, which is the
-    /// property under test.
-    fn spawn(&self, run: usize) -> Running {
-        self.command(&[
-            "project",
-            "--only",
-            "portfolios",
-            "--only",
-            "users",
-            "--only",
-            "alerts",
-            "--only",
-            "market",
-        ])
-        .env(
-            "COINFOLD_PROJECTIONS__GROUP_PREFIX",
-            format!("{}projections-{run}", self.prefix),
-        )
-        .stdout(Stdio::null())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .map(Running)
-        .expect("coinfold project starts")
-    }
-}
+const FOUR: [&str; 4] = ["portfolios", "users", "alerts", "market"];
 
 /// Events and messages not applied yet by the four projections.
 async fn lag(pool: &PgPool, brokers: &str, topic: &str) -> i64 {
@@ -602,33 +537,19 @@ async fn a_projector_killed_again_and_again_ends_equal_to_a_clean_rebuild(pool: 
         .expect("topic created");
     let ticks = seed::tick_series(50_000, 22, 50);
     let producer: FutureProducer = producer_config(&brokers, "crash-test").create().unwrap();
-    let mut deliveries = Vec::with_capacity(ticks.len());
-    for tick in &ticks {
-        let body = serde_json::to_vec(tick).unwrap();
-        let key = tick.coin.as_str().to_owned();
-        let producer = producer.clone();
-        let topic = topic.clone();
-        deliveries.push(async move {
-            producer
-                .send(
-                    FutureRecord::to(&topic).key(&key).payload(&body),
-                    Duration::from_secs(30),
-                )
-                .await
-                .map(|_| ())
-                .map_err(|(e, _)| e)
-        });
-    }
-    for result in futures_util::future::join_all(deliveries).await {
-        result.expect("tick delivered");
-    }
+    produce(&producer, &topic, &ticks, |_| None).await;
 
     // Kill it at random points until it has been killed ten times while behind.
     let mut rng = seed::Rng::new(23);
     let mut kills_while_behind = 0;
     let mut lags = Vec::new();
     while kills_while_behind < 10 {
-        let child = projector.spawn(kills_while_behind);
+        // Each run joins a fresh consumer group: tansu 0.6 kept a group stalled for
+        // minutes after a member was killed (static membership helped only at first).
+        // The projection does not depend on the broker's offsets: a fresh group starts
+        // at the beginning and the offsets in PostgreSQL drop what was applied, which
+        // is the property under test.
+        let child = projector.spawn(&format!("projections-{kills_while_behind}"), &FOUR);
         tokio::time::sleep(Duration::from_millis(600 + rng.below(1600))).await;
         drop(child); // SIGKILL
         let behind = lag(&pool, &brokers, &topic).await;
@@ -639,7 +560,7 @@ async fn a_projector_killed_again_and_again_ends_equal_to_a_clean_rebuild(pool: 
         );
         kills_while_behind += 1;
     }
-    let child = projector.spawn(kills_while_behind);
+    let child = projector.spawn(&format!("projections-{kills_while_behind}"), &FOUR);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     while lag(&pool, &brokers, &topic).await > 0 {
         assert!(
@@ -654,7 +575,7 @@ async fn a_projector_killed_again_and_again_ends_equal_to_a_clean_rebuild(pool: 
         ticks.len()
     );
 
-    let names = ["portfolios", "users", "alerts", "market"];
+    let names = FOUR;
     let tables: Vec<&str> = ALL
         .iter()
         .filter(|e| names.contains(&e.name))

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use sqlx::PgConnection;
+use time::OffsetDateTime;
 
 use super::ProjectionError;
 
@@ -153,11 +154,14 @@ pub async fn offsets(
     Ok(rows.into_iter().collect())
 }
 
+/// Moves the offsets of `next`'s partitions and records `applied_by` (the process, see
+/// [`process_name`]) and the time on their rows.
 pub async fn set_offsets(
     conn: &mut PgConnection,
     projection: &str,
     topic: &str,
     next: &BTreeMap<i32, i64>,
+    applied_by: &str,
 ) -> Result<(), ProjectionError> {
     if next.is_empty() {
         return Ok(());
@@ -165,17 +169,59 @@ pub async fn set_offsets(
     let partitions: Vec<i32> = next.keys().copied().collect();
     let offsets: Vec<i64> = next.values().copied().collect();
     sqlx::query(
-        "INSERT INTO public.projection_offsets (projection, topic, partition, next_offset) \
-         SELECT $1, $2, p, o FROM unnest($3::int[], $4::bigint[]) AS t(p, o) \
-         ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+        "INSERT INTO public.projection_offsets \
+             (projection, topic, partition, next_offset, applied_by, applied_at) \
+         SELECT $1, $2, p, o, $5, now() FROM unnest($3::int[], $4::bigint[]) AS t(p, o) \
+         ON CONFLICT (projection, topic, partition) DO UPDATE \
+         SET next_offset = excluded.next_offset, applied_by = excluded.applied_by, \
+             applied_at = excluded.applied_at",
     )
     .bind(projection)
     .bind(topic)
     .bind(&partitions)
     .bind(&offsets)
+    .bind(applied_by)
     .execute(&mut *conn)
     .await?;
     // The checkpoint row's `updated_at` is left alone: other processes hold it
     // `FOR SHARE`, and an update here would wait for them.
     Ok(())
+}
+
+/// One partition's row.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PartitionOffset {
+    pub partition: i32,
+    pub next_offset: i64,
+    pub applied_by: String,
+    pub applied_at: OffsetDateTime,
+}
+
+/// Every partition row of `projection`, in partition order (no lock).
+pub async fn partitions(
+    conn: &mut PgConnection,
+    projection: &str,
+) -> Result<Vec<PartitionOffset>, ProjectionError> {
+    Ok(sqlx::query_as(
+        "SELECT partition, next_offset, applied_by, applied_at FROM public.projection_offsets \
+         WHERE projection = $1 ORDER BY partition",
+    )
+    .bind(projection)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// This process as `projection_offsets.applied_by` names it: the static member name
+/// when there is one, else `host:pid` (a pod's name, in Kubernetes).
+pub fn process_name(instance_id: Option<&str>) -> String {
+    if let Some(instance) = instance_id {
+        return instance.to_owned();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}", std::process::id())
 }

@@ -374,7 +374,8 @@ async fn fold_stream_and_swap<P: StreamProjection>(
         applied += batch.len() as u64;
     }
     swap(&mut tx, projection.name(), projection.tables()).await?;
-    checkpoint::set_offsets(&mut tx, projection.name(), topic, &next).await?;
+    let applied_by = format!("rebuild {}", source.process_name());
+    checkpoint::set_offsets(&mut tx, projection.name(), topic, &next, &applied_by).await?;
     checkpoint::set_state(&mut tx, projection.name(), "running").await?;
     tx.commit().await?;
     meter.report(applied, progress);

@@ -22,6 +22,19 @@ pub struct Status {
     /// Events (or messages) not applied yet; None when the broker could not be asked.
     pub lag: Option<i64>,
     pub updated_at: Option<OffsetDateTime>,
+    /// A stream projection's partitions (empty for a log projection, or before its
+    /// first batch).
+    pub partitions: Vec<PartitionStatus>,
+}
+
+/// One partition of a stream projection: where it is and which process moved it last.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionStatus {
+    pub partition: i32,
+    pub next_offset: i64,
+    pub lag: Option<i64>,
+    pub applied_by: String,
+    pub applied_at: OffsetDateTime,
 }
 
 /// The status of every known projection. `brokers`/`prefix` locate the topics.
@@ -54,32 +67,51 @@ pub async fn all(
                 checkpoint: position,
                 lag: Some((head - position).max(0)),
                 updated_at,
+                partitions: Vec::new(),
             },
             Source::Kafka(topic) => {
                 let mut conn = pool.acquire().await?;
-                let offsets = checkpoint::offsets(&mut conn, entry.name).await?;
+                let rows = checkpoint::partitions(&mut conn, entry.name).await?;
                 let name = format!("{prefix}{topic}");
-                let lag = match watermarks(brokers, &name).await {
-                    Ok(marks) => Some(
-                        marks
-                            .iter()
-                            .map(|(p, (_, high))| {
-                                (high - offsets.get(p).copied().unwrap_or(0)).max(0)
-                            })
-                            .sum(),
-                    ),
+                let marks = match watermarks(brokers, &name).await {
+                    Ok(marks) => Some(marks),
                     Err(error) => {
                         tracing::warn!(%error, topic = %name, "reading the topic's watermarks failed");
                         None
                     }
                 };
+                let next = |p: i32| {
+                    rows.iter()
+                        .find(|r| r.partition == p)
+                        .map_or(0, |r| r.next_offset)
+                };
+                let lag = marks.as_ref().map(|marks| {
+                    marks
+                        .iter()
+                        .map(|(p, (_, high))| (high - next(*p)).max(0))
+                        .sum()
+                });
+                let partitions = rows
+                    .iter()
+                    .map(|r| PartitionStatus {
+                        partition: r.partition,
+                        next_offset: r.next_offset,
+                        lag: marks.as_ref().and_then(|m| {
+                            m.get(&r.partition)
+                                .map(|(_, high)| (high - r.next_offset).max(0))
+                        }),
+                        applied_by: r.applied_by.clone(),
+                        applied_at: r.applied_at,
+                    })
+                    .collect();
                 Status {
                     name: entry.name,
                     source: checkpoint::kafka_source(topic),
                     state,
-                    checkpoint: offsets.values().sum(),
+                    checkpoint: rows.iter().map(|r| r.next_offset).sum(),
                     lag,
                     updated_at,
+                    partitions,
                 }
             }
         };
@@ -88,8 +120,21 @@ pub async fn all(
     Ok(lines)
 }
 
-/// The table `coinfold projections status` prints.
-pub struct Table<'a>(pub &'a [Status]);
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn or_unknown(lag: Option<i64>) -> String {
+    lag.map_or_else(|| "?".to_owned(), |l| l.to_string())
+}
+
+/// The table `coinfold projections status` prints; with `partitions`, each stream
+/// projection's partitions below it (offset, lag, the process that applied last).
+pub struct Table<'a> {
+    pub lines: &'a [Status],
+    pub partitions: bool,
+}
 
 impl fmt::Display for Table<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -98,20 +143,37 @@ impl fmt::Display for Table<'_> {
             "{:<11} {:<32} {:<11} {:>12} {:>10}  updated",
             "projection", "source", "state", "checkpoint", "lag"
         )?;
-        for s in self.0 {
-            let lag = s.lag.map_or_else(|| "?".to_owned(), |l| l.to_string());
-            let updated = s.updated_at.map_or_else(
-                || "-".to_owned(),
-                |t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default()
-                },
-            );
+        for s in self.lines {
+            let updated = s.updated_at.map_or_else(|| "-".to_owned(), rfc3339);
             writeln!(
                 f,
                 "{:<11} {:<32} {:<11} {:>12} {:>10}  {}",
-                s.name, s.source, s.state, s.checkpoint, lag, updated
+                s.name,
+                s.source,
+                s.state,
+                s.checkpoint,
+                or_unknown(s.lag),
+                updated
             )?;
+            if !self.partitions {
+                continue;
+            }
+            for p in &s.partitions {
+                writeln!(
+                    f,
+                    "  partition {:<3} {:<24} {:>22} {:>10}  {} by {}",
+                    p.partition,
+                    "",
+                    p.next_offset,
+                    or_unknown(p.lag),
+                    rfc3339(p.applied_at),
+                    if p.applied_by.is_empty() {
+                        "?"
+                    } else {
+                        &p.applied_by
+                    }
+                )?;
+            }
         }
         Ok(())
     }

@@ -8,7 +8,8 @@
 //! broker, so a restarted or rebalanced consumer starts near where the projection is,
 //! never ahead of it. Two processes in one group split the partitions; a message both
 //! fetch during a rebalance is applied by whichever commits first and dropped by the
-//! other (the offset rows are locked and compared inside the transaction).
+//! other (the offset rows are locked and compared inside the transaction). Each offset
+//! row names the process that moved it last ([`StreamSource::process_name`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -45,6 +46,11 @@ pub struct StreamSource {
 impl StreamSource {
     pub fn topic(&self, name: &str) -> String {
         format!("{}{name}", self.topic_prefix)
+    }
+
+    /// This process's name in `projection_offsets.applied_by`.
+    pub fn process_name(&self) -> String {
+        checkpoint::process_name(self.instance_id.as_deref())
     }
 
     /// A consumer in the group, subscribed to `topic`; `member` (the projection's or
@@ -106,13 +112,14 @@ pub(crate) async fn next_batch(
 }
 
 /// Applies `batch` to the live tables: drops what the offset rows say was applied,
-/// applies the rest and moves the offsets, in one transaction. Returns the new next
-/// offset of each partition in the batch.
+/// applies the rest and moves the offsets (signed `applied_by`), in one transaction.
+/// Returns the new next offset of each partition in the batch.
 pub async fn apply_batch<P: StreamProjection>(
     pool: &PgPool,
     projection: &P,
     topic: &str,
     batch: Vec<StreamMessage>,
+    applied_by: &str,
     out: &mut Output,
 ) -> Result<BTreeMap<i32, i64>, ProjectionError> {
     let partitions: Vec<i32> = batch.iter().map(|m| m.partition).collect();
@@ -132,7 +139,7 @@ pub async fn apply_batch<P: StreamProjection>(
         let entry = next.entry(message.partition).or_insert(0);
         *entry = (*entry).max(message.offset + 1);
     }
-    checkpoint::set_offsets(&mut tx, projection.name(), topic, &next).await?;
+    checkpoint::set_offsets(&mut tx, projection.name(), topic, &next, applied_by).await?;
     tx.commit().await?;
     Ok(next)
 }
@@ -158,12 +165,13 @@ pub async fn run<P: StreamProjection>(
         .await?;
     }
     let consumer = source.subscribe(&topic, projection.name())?;
-    tracing::info!(projection = projection.name(), %topic, group = %source.group_id, "projection started");
+    let process = source.process_name();
+    tracing::info!(projection = projection.name(), %topic, group = %source.group_id, %process, "projection started");
     let mut seen = 0u64;
     while let Some(batch) = next_batch(&consumer, settings, &cancel).await? {
         seen += batch.len() as u64;
         let mut out = Output::default();
-        let next = apply_batch(&pool, projection, &topic, batch, &mut out).await?;
+        let next = apply_batch(&pool, projection, &topic, batch, &process, &mut out).await?;
         let mut offsets = TopicPartitionList::new();
         for (partition, offset) in &next {
             offsets.add_partition_offset(&topic, *partition, Offset::Offset(*offset))?;
