@@ -24,7 +24,9 @@
 //! GraphQL, auth, rate limits, `relay` as a role of its own, `all` and `demo` arrive
 //! with the API issue.
 
+pub mod auth;
 pub mod cli;
+pub mod graphql;
 pub mod history_view;
 pub mod project;
 pub mod readiness;

@@ -33,6 +33,27 @@ pub struct Settings {
     pub ingest: IngestSettings,
     /// The projection workers and the alert evaluator of `coinfold project`.
     pub projections: ProjectionSettings,
+    pub auth: AuthSettings,
+    pub graphql: GraphqlSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// Signs access tokens (HS256); at least 32 bytes, only from the environment
+    /// (`COINFOLD_AUTH__JWT_SECRET`). Every API instance needs the same one. `serve`
+    /// refuses to start without it.
+    #[serde(default)]
+    pub jwt_secret: Option<SecretString>,
+    pub access_ttl_seconds: u64,
+    pub refresh_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GraphqlSettings {
+    /// The deepest selection a query may nest.
+    pub max_depth: usize,
+    /// The most fields (each counted once, lists by their page size) a query may ask.
+    pub max_complexity: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +158,8 @@ struct RawSettings {
     readiness: RawReadiness,
     ingest: IngestSettings,
     projections: ProjectionSettings,
+    auth: AuthSettings,
+    graphql: GraphqlSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,6 +268,24 @@ impl RawSettings {
         if self.projections.group_prefix.trim().is_empty() {
             problems.push("projections.group_prefix must not be empty".to_owned());
         }
+        if self
+            .auth
+            .jwt_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().len() < crate::auth::tokens::MIN_SECRET_BYTES)
+        {
+            problems.push(format!(
+                "auth.jwt_secret must be at least {} bytes",
+                crate::auth::tokens::MIN_SECRET_BYTES
+            ));
+        }
+        if self.auth.access_ttl_seconds == 0 || self.auth.refresh_ttl_seconds == 0 {
+            problems
+                .push("auth.access_ttl_seconds and refresh_ttl_seconds must be above 0".to_owned());
+        }
+        if self.graphql.max_depth == 0 || self.graphql.max_complexity == 0 {
+            problems.push("graphql.max_depth and max_complexity must be above 0".to_owned());
+        }
 
         match (problems.is_empty(), self.database.url, connect_options) {
             (true, Some(url), Some(connect_options)) => Ok(Settings {
@@ -262,6 +303,8 @@ impl RawSettings {
                 },
                 ingest: self.ingest,
                 projections: self.projections,
+                auth: self.auth,
+                graphql: self.graphql,
             }),
             _ => Err(SettingsError::Invalid(problems)),
         }

@@ -20,6 +20,16 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use std::time::Duration;
+
+use axum::routing::post;
+use coinfold_commands::event_store::PgEventRepository;
+use coinfold_commands::service::{CommandOptions, CommandService};
+use coinfold_commands::users::UserService;
+
+use crate::auth::refresh::RefreshTokens;
+use crate::auth::tokens::AccessTokens;
+use crate::graphql::{self, Api, GraphqlState, Limits};
 use crate::readiness::Dependencies;
 use crate::routes;
 use crate::settings::{DatabaseSettings, KafkaSettings, Settings};
@@ -46,6 +56,7 @@ impl App {
         let redis = redis::Client::open(settings.redis.url.expose_secret())
             .context("cannot use redis.url")?;
         let kafka = Arc::new(kafka_admin(&settings.kafka)?);
+        let graphql = graphql_state(settings, db.clone())?;
         let state = AppState {
             dependencies: Dependencies {
                 db,
@@ -56,7 +67,7 @@ impl App {
         };
         Ok(Self {
             listener,
-            router: router(state),
+            router: router(state, graphql),
         })
     }
 
@@ -76,11 +87,46 @@ impl App {
     }
 }
 
-fn router(state: AppState) -> Router {
+/// The API's schema over the write side and the read models.
+fn graphql_state(settings: &Settings, db: PgPool) -> anyhow::Result<GraphqlState> {
+    let secret = settings.auth.jwt_secret.as_ref().context(
+        "auth.jwt_secret is not set: export COINFOLD_AUTH__JWT_SECRET (32 bytes or more, the \
+         same on every instance; deploy/local/up.sh writes one to .local/env)",
+    )?;
+    let users = UserService::new(CommandService::new(
+        PgEventRepository::new(db.clone(), &settings.kafka.topic_prefix),
+        (),
+        CommandOptions::default(),
+    ));
+    let api = Arc::new(Api::new(
+        db.clone(),
+        users,
+        AccessTokens::new(
+            secret,
+            Duration::from_secs(settings.auth.access_ttl_seconds),
+        ),
+        RefreshTokens::new(db, Duration::from_secs(settings.auth.refresh_ttl_seconds)),
+    ));
+    let limits = Limits {
+        max_depth: settings.graphql.max_depth,
+        max_complexity: settings.graphql.max_complexity,
+    };
+    Ok(GraphqlState {
+        schema: graphql::schema(api.clone(), limits),
+        api,
+    })
+}
+
+fn router(state: AppState, graphql: GraphqlState) -> Router {
+    let api = Router::new()
+        .route("/graphql", post(graphql::handler).get(graphql::handler))
+        .with_state(graphql);
     Router::new()
+        .route("/", get(graphql::graphiql))
         .route("/health", get(routes::health))
         .route("/ready", get(routes::ready))
         .with_state(state)
+        .merge(api)
         .layer(
             // The path only: query strings may carry tokens.
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

@@ -62,6 +62,11 @@ pub struct CommandContext {
     pub idempotency_key: Option<String>,
     /// The version the client decided on; set, a conflict is not retried.
     pub expected_version: Option<usize>,
+    /// What the client asked, as the API received it (e.g. a mutation's name and
+    /// input). Set, it is what an idempotency key is checked against instead of the
+    /// command, which may carry values made per attempt (a new id, the time, a
+    /// password's salt): a retried request then gets the first outcome.
+    pub request: Option<String>,
 }
 
 impl CommandContext {
@@ -72,7 +77,14 @@ impl CommandContext {
             causation_id: None,
             idempotency_key: None,
             expected_version: None,
+            request: None,
         }
+    }
+
+    /// See [`CommandContext::request`].
+    pub fn with_request(mut self, request: impl Into<String>) -> Self {
+        self.request = Some(request.into());
+        self
     }
 
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
@@ -155,6 +167,15 @@ where
         }
     }
 
+    /// The aggregate as it stands now (its default when it has no events).
+    pub async fn load(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>> {
+        self.store
+            .load_aggregate(aggregate_id)
+            .await
+            .map(|loaded| loaded.aggregate)
+            .map_err(store_error)
+    }
+
     pub async fn execute(
         &self,
         aggregate_id: &str,
@@ -169,9 +190,10 @@ where
             }
             other => other.clone(),
         };
-        let hash = key
-            .as_ref()
-            .map(|_| request_hash(A::TYPE, aggregate_id, &body));
+        let hash = key.as_ref().map(|_| match &context.request {
+            Some(request) => request_hash(A::TYPE, "", &Value::String(request.clone())),
+            None => request_hash(A::TYPE, aggregate_id, &body),
+        });
         let metadata = metadata_map(&[
             (ACTOR, Some(context.actor.to_string())),
             ("correlation_id", Some(context.correlation_id.to_string())),

@@ -41,7 +41,8 @@ impl UserService {
     }
 
     /// Registers a user; answers `Taken("username")` or `Taken("email")` when another
-    /// user holds either.
+    /// user holds either. With an idempotency key (and the client's request in the
+    /// context), a repeat answers the first registration's id.
     #[tracing::instrument(skip_all)]
     pub async fn register(
         &self,
@@ -61,10 +62,11 @@ impl UserService {
             password_hash,
             now: OffsetDateTime::now_utc(),
         };
-        self.commands
+        let outcome = self
+            .commands
             .execute(&user_id.to_string(), command, context)
             .await?;
-        Ok(user_id)
+        Ok(outcome.aggregate_id.parse().unwrap_or(user_id))
     }
 
     #[tracing::instrument(skip_all, fields(user.id = %user_id))]

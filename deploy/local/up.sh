@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes PostgreSQL, Redis and the Kafka-protocol broker (tansu) available on 127.0.0.1,
 # installing and starting only what is missing. Idempotent: run it as often as you like;
-# when everything answers it starts nothing. Writes .local/env with the three URLs.
+# when everything answers it starts nothing. Writes .local/env with the three URLs and
+# this machine's access-token signing secret.
 #
 #   deploy/local/up.sh            # then: source .local/env
 #
@@ -152,10 +153,18 @@ ensure_redis
 ensure_broker
 
 umask 077
+# This machine's access-token signing secret, made once and kept (a new one would log
+# everybody out). Honoured when already set.
+SECRET_FILE="$STATE/jwt-secret"
+if [ -z "${COINFOLD_AUTH__JWT_SECRET:-}" ]; then
+    [ -s "$SECRET_FILE" ] || od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$SECRET_FILE"
+    COINFOLD_AUTH__JWT_SECRET=$(cat "$SECRET_FILE")
+fi
 cat > "$ENV_FILE" <<ENV
 export DATABASE_URL='$DATABASE_URL'
 export REDIS_URL='$REDIS_URL'
 export KAFKA_BROKERS='$KAFKA_BROKERS'
+export COINFOLD_AUTH__JWT_SECRET='$COINFOLD_AUTH__JWT_SECRET'
 ENV
 say "ready:"
 say "  DATABASE_URL=$(mask_url "$DATABASE_URL")"

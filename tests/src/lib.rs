@@ -69,6 +69,28 @@ impl TestApp {
         format!("http://{}{path}", self.address)
     }
 
+    /// Posts a GraphQL request to `/graphql`, with `token` as the bearer credential;
+    /// the whole response body.
+    pub async fn graphql(
+        &self,
+        query: &str,
+        variables: serde_json::Value,
+        token: Option<&str>,
+    ) -> serde_json::Value {
+        let mut request = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&serde_json::json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /graphql failed: {e}"));
+        response.json().await.expect("/graphql answers JSON")
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(self.url(path))
@@ -91,6 +113,9 @@ pub fn test_settings(topics: &TestTopics) -> Settings {
     settings.kafka.topic_prefix = topics.prefix.clone();
     settings.kafka.client_id = format!("{}client", topics.prefix);
     settings.readiness.timeout = Duration::from_millis(1_500);
+    // Each app its own signing key (tests that forge tokens read it from the settings).
+    settings.auth.jwt_secret =
+        Some(format!("test-secret-{}", uuid::Uuid::new_v4().simple()).into());
     settings
 }
 

@@ -1,0 +1,287 @@
+//! The account operations through `/graphql`, as a client calls them: register, login,
+//! `me`, rotating refresh tokens (a reuse ends the session), logout, forged and expired
+//! access tokens, bad input, idempotent registration and the depth limit.
+
+use std::time::Duration;
+
+use coinfold_api::auth::tokens::AccessTokens;
+use coinfold_tests::{TestApp, spawn_app};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+const REGISTER: &str = "mutation($input: RegisterInput!, $key: String) { \
+    register(input: $input, idempotencyKey: $key) { \
+      accessToken refreshToken accessTokenExpiresAt user { id username email } } }";
+const LOGIN: &str = "mutation($input: LoginInput!) { \
+    login(input: $input) { accessToken refreshToken user { id } } }";
+const REFRESH: &str =
+    "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken refreshToken } }";
+const LOGOUT: &str = "mutation($t: String!) { logout(refreshToken: $t) }";
+const ME: &str = "{ me { id username email baseCurrency } }";
+
+fn code(response: &Value) -> &str {
+    response["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an error with a code: {response}"))
+}
+
+fn ok<'a>(response: &'a Value, field: &str) -> &'a Value {
+    assert!(response.get("errors").is_none(), "{response}");
+    &response["data"][field]
+}
+
+fn input(username: &str, password: &str) -> Value {
+    json!({ "username": username, "email": format!("{username}@example.com"), "password": password })
+}
+
+async fn register(app: &TestApp, username: &str) -> Value {
+    let response = app
+        .graphql(
+            REGISTER,
+            json!({ "input": input(username, "correct horse battery") }),
+            None,
+        )
+        .await;
+    ok(&response, "register").clone()
+}
+
+async fn me(app: &TestApp, token: &str) -> Value {
+    app.graphql(ME, json!({}), Some(token)).await
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn register_login_me_and_a_wrong_password(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    let registered = register(&app, "alice").await;
+    let user_id = registered["user"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(registered["user"]["username"], "alice");
+
+    let mine = me(&app, registered["accessToken"].as_str().unwrap()).await;
+    assert_eq!(ok(&mine, "me")["id"], user_id.as_str());
+    assert_eq!(ok(&mine, "me")["baseCurrency"], "USD");
+
+    let anonymous = app.graphql(ME, json!({}), None).await;
+    assert_eq!(code(&anonymous), "UNAUTHENTICATED");
+
+    for login in ["alice", "ALICE", "alice@example.com"] {
+        let response = app
+            .graphql(
+                LOGIN,
+                json!({ "input": { "login": login, "password": "correct horse battery" } }),
+                None,
+            )
+            .await;
+        assert_eq!(ok(&response, "login")["user"]["id"], user_id.as_str());
+    }
+    for (login, password) in [
+        ("alice", "wrong horse battery"),
+        ("nobody", "correct horse battery"),
+    ] {
+        let response = app
+            .graphql(
+                LOGIN,
+                json!({ "input": { "login": login, "password": password } }),
+                None,
+            )
+            .await;
+        assert_eq!(code(&response), "UNAUTHENTICATED", "{response}");
+        // The same answer for a wrong password and an unknown user.
+        assert_eq!(
+            response["errors"][0]["message"],
+            "wrong username, e-mail or password"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_reused_refresh_token_ends_the_session_and_logout_ends_another(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    let first = register(&app, "bob").await;
+    let first_refresh = first["refreshToken"].as_str().unwrap().to_owned();
+
+    let rotated = app
+        .graphql(REFRESH, json!({ "t": first_refresh }), None)
+        .await;
+    let rotated = ok(&rotated, "refreshToken").clone();
+    let second_refresh = rotated["refreshToken"].as_str().unwrap().to_owned();
+    let access = rotated["accessToken"].as_str().unwrap().to_owned();
+    assert_ne!(second_refresh, first_refresh);
+    assert!(me(&app, &access).await.get("errors").is_none());
+
+    // The first token again: refused, and the whole session with it.
+    let reused = app
+        .graphql(REFRESH, json!({ "t": first_refresh }), None)
+        .await;
+    assert_eq!(code(&reused), "UNAUTHENTICATED");
+    assert!(
+        reused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{reused}"
+    );
+    let after = app
+        .graphql(REFRESH, json!({ "t": second_refresh }), None)
+        .await;
+    assert_eq!(code(&after), "UNAUTHENTICATED", "{after}");
+    for token in [first["accessToken"].as_str().unwrap(), access.as_str()] {
+        let refused = me(&app, token).await;
+        assert_eq!(code(&refused), "UNAUTHENTICATED", "{refused}");
+    }
+
+    // Another session of the same user is untouched; logout ends it.
+    let login = app
+        .graphql(
+            LOGIN,
+            json!({ "input": { "login": "bob", "password": "correct horse battery" } }),
+            None,
+        )
+        .await;
+    let login = ok(&login, "login").clone();
+    let access = login["accessToken"].as_str().unwrap();
+    let refresh = login["refreshToken"].as_str().unwrap();
+    assert!(me(&app, access).await.get("errors").is_none());
+    let out = app.graphql(LOGOUT, json!({ "t": refresh }), None).await;
+    assert_eq!(ok(&out, "logout"), &json!(true));
+    assert_eq!(code(&me(&app, access).await), "UNAUTHENTICATED");
+    let again = app.graphql(REFRESH, json!({ "t": refresh }), None).await;
+    assert_eq!(code(&again), "UNAUTHENTICATED");
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn forged_foreign_and_expired_access_tokens_are_refused(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    let registered = register(&app, "carol").await;
+    let user: Uuid = registered["user"]["id"].as_str().unwrap().parse().unwrap();
+    let good = registered["accessToken"].as_str().unwrap();
+    let payload = good.split('.').nth(1).unwrap();
+    // {"alg":"none","typ":"JWT"}
+    let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
+    let ours = app.settings.auth.jwt_secret.clone().unwrap();
+    let session = Uuid::now_v7();
+    let (expired, _) = AccessTokens::new(&ours, Duration::from_secs(900))
+        .issue(
+            user,
+            session,
+            OffsetDateTime::now_utc() - time::Duration::hours(1),
+        )
+        .unwrap();
+    let (foreign, _) = AccessTokens::new(
+        &"another-secret-of-at-least-32-bytes!".to_owned().into(),
+        Duration::from_secs(900),
+    )
+    .issue(user, session, OffsetDateTime::now_utc())
+    .unwrap();
+    for (what, token, reason) in [
+        (
+            "alg none",
+            format!("{none}.{payload}."),
+            "the access token is not valid",
+        ),
+        (
+            "alg none, no signature",
+            format!("{none}.{payload}"),
+            "the access token is not valid",
+        ),
+        ("another key", foreign, "the access token is not valid"),
+        ("expired", expired, "the access token has expired"),
+    ] {
+        let response = me(&app, &token).await;
+        assert_eq!(code(&response), "UNAUTHENTICATED", "{what}: {response}");
+        assert_eq!(response["errors"][0]["message"], reason, "{what}");
+        assert_eq!(response["data"], Value::Null, "{what}");
+    }
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn bad_registrations_name_the_field_and_store_nothing(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    for (input, field) in [
+        (input("x", "correct horse battery"), "username"),
+        (input("dave", "short"), "password"),
+        (
+            json!({ "username": "dave", "email": "not an address", "password": "correct horse battery" }),
+            "email",
+        ),
+    ] {
+        let response = app.graphql(REGISTER, json!({ "input": input }), None).await;
+        assert_eq!(code(&response), "VALIDATION", "{response}");
+        assert_eq!(
+            response["errors"][0]["extensions"]["field"], field,
+            "{response}"
+        );
+    }
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 0);
+
+    // A taken name, and a malformed request, are client errors too.
+    register(&app, "dave").await;
+    let taken = app
+        .graphql(
+            REGISTER,
+            json!({ "input": input("dave", "correct horse battery") }),
+            None,
+        )
+        .await;
+    assert_eq!(code(&taken), "VALIDATION");
+    assert_eq!(taken["errors"][0]["extensions"]["field"], "username");
+    let unknown = app.graphql("{ me { shoeSize } }", json!({}), None).await;
+    assert_eq!(code(&unknown), "VALIDATION", "{unknown}");
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_repeated_registration_key_answers_the_first_user(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    let key = Uuid::now_v7().to_string();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .graphql(
+                REGISTER,
+                json!({ "input": input("erin", "correct horse battery"), "key": key }),
+                None,
+            )
+            .await;
+        ids.push(ok(&response, "register")["user"]["id"].clone());
+    }
+    assert_eq!(ids[0], ids[1]);
+    let other = app
+        .graphql(
+            REGISTER,
+            json!({ "input": input("frank", "correct horse battery"), "key": key }),
+            None,
+        )
+        .await;
+    assert_eq!(code(&other), "CONFLICT", "{other}");
+    let users: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'UserRegistered'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(users, 1);
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_query_nested_too_deep_is_refused(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    // 14 levels: __schema, types, fields, type and nine ofType.
+    let deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {{ {}name {}}} }} }} }} }}",
+        "ofType { ".repeat(9),
+        "} ".repeat(9)
+    );
+    let response = app.graphql(&deep, json!({}), None).await;
+    assert_eq!(code(&response), "VALIDATION", "{response}");
+    assert!(
+        response["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too deep"),
+        "{response}"
+    );
+}
