@@ -21,8 +21,14 @@
 //!   naming what is down), with the checks in [`readiness`].
 //! - [`telemetry`]: JSON logs through `tracing`.
 //!
-//! GraphQL, auth, rate limits, `relay` as a role of its own, `all` and `demo` arrive
-//! with the API issue.
+//! - [`graphql`]: the schema served at `/graphql` (GraphiQL at `/`), its error codes,
+//!   and the account operations (`me`, `register`, `login`, `refreshToken`, `logout`).
+//! - [`auth`]: access tokens (HS256 JWT) and rotating refresh tokens, and the
+//!   [`auth::Caller`] a request's credential proves.
+//!
+//! Still to come with the API issue: the other queries, mutations and subscriptions,
+//! API keys, rate limits, CORS, `/metrics`, `relay` as a role of its own, `all` and
+//! `demo`.
 
 pub mod auth;
 pub mod cli;
