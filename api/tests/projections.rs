@@ -525,11 +525,7 @@ async fn lag(pool: &PgPool, brokers: &str, topic: &str) -> i64 {
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
 async fn a_projector_killed_again_and_again_ends_equal_to_a_clean_rebuild(pool: PgPool) {
     let brokers = env_or("KAFKA_BROKERS", "127.0.0.1:9092");
-    let database = pool.connect_options().get_database().unwrap().to_owned();
-    let projector = Projector {
-        url: common::url_with_database(&std::env::var("DATABASE_URL").unwrap(), &database),
-        prefix: format!("test-{}.", Uuid::new_v4().simple()),
-    };
+    let projector = Projector::for_test(&pool);
     let events = seed::seed_events(&pool, 50_000, 21).await;
     let topic = format!("{}{TICKS_TOPIC}", projector.prefix);
     ensure_topics(&brokers, &[(topic.clone(), 3)])

@@ -73,11 +73,7 @@ fn applied_by(rows: &[PartitionOffset], pid: u32) -> Vec<i32> {
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
 async fn two_projectors_split_the_partitions_and_one_takes_over_when_the_other_stops(pool: PgPool) {
     let brokers = env_or("KAFKA_BROKERS", "127.0.0.1:9092");
-    let database = pool.connect_options().get_database().unwrap().to_owned();
-    let projector = Projector {
-        url: common::url_with_database(&std::env::var("DATABASE_URL").unwrap(), &database),
-        prefix: format!("test-{}.", Uuid::new_v4().simple()),
-    };
+    let projector = Projector::for_test(&pool);
     let topic = format!("{}{TICKS_TOPIC}", projector.prefix);
     ensure_topics(&brokers, &[(topic.clone(), PARTITIONS)])
         .await

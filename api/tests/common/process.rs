@@ -55,6 +55,18 @@ pub struct Projector {
 }
 
 impl Projector {
+    /// Pointed at the test's own database, with a fresh topic prefix.
+    pub fn for_test(pool: &sqlx::PgPool) -> Self {
+        let database = pool.connect_options().get_database().unwrap().to_owned();
+        Self {
+            url: super::common::url_with_database(
+                &std::env::var("DATABASE_URL").expect("DATABASE_URL is set"),
+                &database,
+            ),
+            prefix: format!("test-{}.", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_coinfold"));
         command
