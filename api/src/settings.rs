@@ -54,6 +54,8 @@ pub struct GraphqlSettings {
     pub max_depth: usize,
     /// The most fields (each counted once, lists by their page size) a query may ask.
     pub max_complexity: usize,
+    /// The largest request body, in bytes.
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -283,8 +285,13 @@ impl RawSettings {
             problems
                 .push("auth.access_ttl_seconds and refresh_ttl_seconds must be above 0".to_owned());
         }
-        if self.graphql.max_depth == 0 || self.graphql.max_complexity == 0 {
-            problems.push("graphql.max_depth and max_complexity must be above 0".to_owned());
+        if self.graphql.max_depth == 0
+            || self.graphql.max_complexity == 0
+            || self.graphql.max_body_bytes == 0
+        {
+            problems.push(
+                "graphql.max_depth, max_complexity and max_body_bytes must be above 0".to_owned(),
+            );
         }
 
         match (problems.is_empty(), self.database.url, connect_options) {

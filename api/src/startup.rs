@@ -18,6 +18,7 @@ use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use std::time::Duration;
@@ -110,16 +111,21 @@ fn graphql_state(settings: &Settings, db: PgPool) -> anyhow::Result<GraphqlState
     let limits = Limits {
         max_depth: settings.graphql.max_depth,
         max_complexity: settings.graphql.max_complexity,
+        max_body_bytes: settings.graphql.max_body_bytes,
     };
     Ok(GraphqlState {
         schema: graphql::schema(api.clone(), limits),
         api,
+        limits,
     })
 }
 
 fn router(state: AppState, graphql: GraphqlState) -> Router {
+    let body_limit = RequestBodyLimitLayer::new(graphql.limits.max_body_bytes);
     let api = Router::new()
-        .route("/graphql", post(graphql::handler).get(graphql::handler))
+        // POST only: a GET would run mutations too, with passwords and tokens in the URL.
+        .route("/graphql", post(graphql::handler))
+        .layer(body_limit)
         .with_state(graphql);
     Router::new()
         .route("/", get(graphql::graphiql))

@@ -62,6 +62,7 @@ async fn migrate_creates_the_database_then_changes_nothing_the_second_time() {
     assert_eq!(
         tables,
         [
+            "auth_refresh_tokens",
             "events",
             "idempotency_keys",
             "outbox",

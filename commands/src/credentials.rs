@@ -29,6 +29,11 @@ pub enum CredentialError {
     Hashing(String),
 }
 
+/// argon2id hashes and verifications running at once, at most: each takes 19 MiB and
+/// a core for tens of milliseconds, so unbounded they would let anonymous logins
+/// exhaust memory. The rest wait their turn.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 fn hasher() -> Result<Argon2<'static>, CredentialError> {
     let params =
         Params::new(19 * 1024, 2, 1, None).map_err(|e| CredentialError::Hashing(e.to_string()))?;
@@ -41,6 +46,10 @@ pub async fn hash_password(password: SecretString) -> Result<PasswordHash, Crede
     if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&length) {
         return Err(CredentialError::WeakPassword);
     }
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| CredentialError::Hashing(e.to_string()))?;
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
@@ -60,6 +69,10 @@ pub async fn verify_password(
     password: SecretString,
     hash: &PasswordHash,
 ) -> Result<bool, CredentialError> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| CredentialError::Hashing(e.to_string()))?;
     let phc = hash.as_str().to_owned();
     tokio::task::spawn_blocking(move || {
         let parsed = PhcHash::new(&phc).map_err(|e| CredentialError::Hashing(e.to_string()))?;

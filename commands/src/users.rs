@@ -27,6 +27,13 @@ pub struct IssuedApiKey {
     pub prefix: String,
 }
 
+/// Who a registration made, and whether it was a repeat answered from its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registration {
+    pub user_id: Uuid,
+    pub replayed: bool,
+}
+
 pub struct UserService {
     commands: CommandService<User>,
 }
@@ -41,9 +48,7 @@ impl UserService {
     }
 
     /// Registers a user; answers `Taken("username")` or `Taken("email")` when another
-    /// user holds either. With an idempotency key (and the client's request in the
-    /// context), a repeat answers the first registration's id.
-    #[tracing::instrument(skip_all)]
+    /// user holds either.
     pub async fn register(
         &self,
         username: &str,
@@ -51,6 +56,24 @@ impl UserService {
         password: SecretString,
         context: &CommandContext,
     ) -> Result<Uuid, UserServiceError> {
+        Ok(self
+            .register_outcome(username, email, password, context)
+            .await?
+            .user_id)
+    }
+
+    /// [`UserService::register`], saying whether an idempotency key matched (and the
+    /// client's request in the context): then the user is the first registration's and
+    /// nothing was stored. The password was not checked against that user's: a caller
+    /// that hands out a session must verify it.
+    #[tracing::instrument(skip_all)]
+    pub async fn register_outcome(
+        &self,
+        username: &str,
+        email: &str,
+        password: SecretString,
+        context: &CommandContext,
+    ) -> Result<Registration, UserServiceError> {
         let username = Username::parse(username)?;
         let email = Email::parse(email)?;
         let password_hash = credentials::hash_password(password).await?;
@@ -66,7 +89,13 @@ impl UserService {
             .commands
             .execute(&user_id.to_string(), command, context)
             .await?;
-        Ok(outcome.aggregate_id.parse().unwrap_or(user_id))
+        let user_id = outcome.aggregate_id.parse().map_err(|_| {
+            CommandError::Store("a stored outcome names an aggregate that is not a user id".into())
+        })?;
+        Ok(Registration {
+            user_id,
+            replayed: outcome.replayed,
+        })
     }
 
     #[tracing::instrument(skip_all, fields(user.id = %user_id))]

@@ -174,7 +174,50 @@ async fn forged_foreign_and_expired_access_tokens_are_refused(pool: PgPool) {
     )
     .issue(user, session, OffsetDateTime::now_utc())
     .unwrap();
+    let forge = |algorithm: jsonwebtoken::Algorithm, claims: Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(algorithm),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(
+                secrecy::ExposeSecret::expose_secret(&ours).as_bytes(),
+            ),
+        )
+        .unwrap()
+    };
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let claims = |iss: &str, sid: Option<Uuid>| {
+        let mut c = json!({ "sub": user, "iat": now, "exp": now + 600, "iss": iss });
+        if let Some(sid) = sid {
+            c["sid"] = json!(sid);
+        }
+        c
+    };
+    let hs512 = forge(
+        jsonwebtoken::Algorithm::HS512,
+        claims("coinfold", Some(session)),
+    );
+    let wrong_issuer = forge(
+        jsonwebtoken::Algorithm::HS256,
+        claims("elsewhere", Some(session)),
+    );
+    let no_session = forge(jsonwebtoken::Algorithm::HS256, claims("coinfold", None));
+    let unknown_session = forge(
+        jsonwebtoken::Algorithm::HS256,
+        claims("coinfold", Some(session)),
+    );
     for (what, token, reason) in [
+        ("HS512 with our key", hs512, "the access token is not valid"),
+        (
+            "another issuer",
+            wrong_issuer,
+            "the access token is not valid",
+        ),
+        ("no session", no_session, "the access token is not valid"),
+        (
+            "a session never started",
+            unknown_session,
+            "the session has ended; log in again",
+        ),
         (
             "alg none",
             format!("{none}.{payload}."),
@@ -224,7 +267,7 @@ async fn bad_registrations_name_the_field_and_store_nothing(pool: PgPool) {
     let taken = app
         .graphql(
             REGISTER,
-            json!({ "input": input("dave", "correct horse battery") }),
+            json!({ "input": { "username": "Dave", "email": "other@example.com", "password": "correct horse battery" } }),
             None,
         )
         .await;
@@ -235,7 +278,7 @@ async fn bad_registrations_name_the_field_and_store_nothing(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
-async fn a_repeated_registration_key_answers_the_first_user(pool: PgPool) {
+async fn a_repeated_registration_key_answers_the_first_user_only_with_its_password(pool: PgPool) {
     let app = spawn_app(&pool).await;
     let key = Uuid::now_v7().to_string();
     let mut ids = Vec::new();
@@ -247,9 +290,23 @@ async fn a_repeated_registration_key_answers_the_first_user(pool: PgPool) {
                 None,
             )
             .await;
-        ids.push(ok(&response, "register")["user"]["id"].clone());
+        let payload = ok(&response, "register");
+        // The repeat's session works like the first's.
+        let mine = me(&app, payload["accessToken"].as_str().unwrap()).await;
+        assert_eq!(ok(&mine, "me")["username"], "erin");
+        ids.push(payload["user"]["id"].clone());
     }
     assert_eq!(ids[0], ids[1]);
+    // The same key and name with another password: no session for it.
+    let guess = app
+        .graphql(
+            REGISTER,
+            json!({ "input": input("erin", "another horse battery"), "key": key }),
+            None,
+        )
+        .await;
+    assert_eq!(code(&guess), "UNAUTHENTICATED", "{guess}");
+    // The same key for another user.
     let other = app
         .graphql(
             REGISTER,
@@ -264,6 +321,32 @@ async fn a_repeated_registration_key_answers_the_first_user(pool: PgPool) {
             .await
             .unwrap();
     assert_eq!(users, 1);
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn two_concurrent_refreshes_of_one_token_end_the_session(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    let registered = register(&app, "gina").await;
+    let token = registered["refreshToken"].as_str().unwrap();
+    let (a, b) = tokio::join!(
+        app.graphql(REFRESH, json!({ "t": token }), None),
+        app.graphql(REFRESH, json!({ "t": token }), None),
+    );
+    let winners: Vec<&Value> = [&a, &b]
+        .into_iter()
+        .filter(|r| r.get("errors").is_none())
+        .collect();
+    assert!(winners.len() <= 1, "both rotations succeeded: {a} {b}");
+    // The loser saw a used token: the family is revoked, the winner's token with it.
+    for winner in winners {
+        let next = winner["data"]["refreshToken"]["refreshToken"]
+            .as_str()
+            .unwrap();
+        let again = app.graphql(REFRESH, json!({ "t": next }), None).await;
+        assert_eq!(code(&again), "UNAUTHENTICATED", "{again}");
+    }
+    let access = registered["accessToken"].as_str().unwrap();
+    assert_eq!(code(&me(&app, access).await), "UNAUTHENTICATED");
 }
 
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
@@ -284,4 +367,32 @@ async fn a_query_nested_too_deep_is_refused(pool: PgPool) {
             .contains("too deep"),
         "{response}"
     );
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_body_over_the_limit_is_refused(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    let limit = app.settings.graphql.max_body_bytes;
+    let padding = " ".repeat(limit);
+    let response = app
+        .http
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"query\": \"{{ me {{ id }} }}{padding}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    // Just under the limit is a normal request.
+    let fits = " ".repeat(limit - 64);
+    let response = app
+        .http
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"query\": \"{{ me {{ id }} }}{fits}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
 }

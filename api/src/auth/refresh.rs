@@ -171,11 +171,19 @@ impl RefreshTokens {
         Ok(family)
     }
 
-    /// True when the family (an access token's session) was revoked.
+    /// Revokes a family (e.g. its user was deactivated).
+    pub async fn revoke_family(&self, family: Uuid) -> Result<(), RefreshError> {
+        let mut conn = self.pool.acquire().await?;
+        revoke_family(&mut conn, family, OffsetDateTime::now_utc()).await?;
+        Ok(())
+    }
+
+    /// True unless the family (an access token's session) has a token not revoked:
+    /// a revoked session and one never started are both refused.
     pub async fn is_revoked(&self, family: Uuid) -> Result<bool, RefreshError> {
         Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM auth_refresh_tokens \
-             WHERE family_id = $1 AND revoked_at IS NOT NULL)",
+            "SELECT NOT EXISTS (SELECT 1 FROM auth_refresh_tokens \
+             WHERE family_id = $1 AND revoked_at IS NULL)",
         )
         .bind(family)
         .fetch_one(&self.pool)

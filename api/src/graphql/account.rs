@@ -12,7 +12,6 @@ use coinfold_commands::service::{Actor, CommandContext};
 use coinfold_domain::user::UserState;
 use coinfold_domain::values::{Email, Username};
 use secrecy::SecretString;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -135,16 +134,45 @@ fn refresh_error(error: RefreshError) -> ApiError {
     }
 }
 
-/// The client's request, for idempotency: the same key with the same input is the
-/// same registration (the password enters only as its SHA-256).
+/// The client's request, for idempotency: the same key with the same username and
+/// e-mail address is the same registration. The password stays out (a stored hash of
+/// it would be a fast verifier beside the argon2id one); a repeat checks it instead.
 fn register_request(input: &RegisterInput) -> String {
-    let password = Sha256::digest(input.password.as_bytes());
-    let hex: String = password.iter().map(|b| format!("{b:02x}")).collect();
     format!(
-        "register\u{0}{}\u{0}{}\u{0}{hex}",
+        "register\u{0}{}\u{0}{}",
         input.username.to_lowercase(),
         input.email.to_lowercase()
     )
+}
+
+/// The login checks: the password against the stored hash (against a decoy when there
+/// is no user, to take as long), then that the user is active.
+async fn check_credentials(
+    api: &Api,
+    user: Option<UserState>,
+    password: SecretString,
+) -> Result<UserState, ApiError> {
+    let Some(user) = user else {
+        let decoy = api
+            .decoy
+            .get_or_try_init(|| {
+                credentials::hash_password(SecretString::from("decoy password, never valid"))
+            })
+            .await
+            .map_err(ApiError::internal)?;
+        let _ = credentials::verify_password(password, decoy).await;
+        return Err(ApiError::Unauthenticated(BAD_LOGIN.to_owned()));
+    };
+    let matches = credentials::verify_password(password, &user.password_hash)
+        .await
+        .map_err(ApiError::internal)?;
+    if !matches {
+        return Err(ApiError::Unauthenticated(BAD_LOGIN.to_owned()));
+    }
+    if user.deactivated {
+        return Err(ApiError::Forbidden("the user is deactivated".to_owned()));
+    }
+    Ok(user)
 }
 
 #[derive(Default)]
@@ -167,8 +195,9 @@ pub struct AccountMutation;
 
 #[Object]
 impl AccountMutation {
-    /// Creates a user and logs them in. The same `idempotencyKey` with the same input
-    /// answers the first registration again (with a new session).
+    /// Creates a user and logs them in. The same `idempotencyKey` with the same username
+    /// and e-mail address answers the first registration again, with a new session if
+    /// the password is that user's.
     async fn register(
         &self,
         ctx: &Context<'_>,
@@ -181,51 +210,34 @@ impl AccountMutation {
         if let Some(key) = idempotency_key {
             context = context.with_idempotency_key(key);
         }
-        let user_id = api
+        let password = SecretString::from(input.password);
+        let registration = api
             .users
-            .register(
-                &input.username,
-                &input.email,
-                SecretString::from(input.password),
-                &context,
-            )
+            .register_outcome(&input.username, &input.email, password.clone(), &context)
             .await?;
-        let user = load_user(api, user_id)
-            .await?
-            .ok_or_else(|| ApiError::internal("a registered user cannot be loaded"))?;
-        let refresh = api.refresh.start(user_id).await.map_err(refresh_error)?;
+        let user = load_user(api, registration.user_id).await?;
+        let user = if registration.replayed {
+            // A repeat gets a session only as a login would.
+            check_credentials(api, user, password).await?
+        } else {
+            user.ok_or_else(|| ApiError::internal("a registered user cannot be loaded"))?
+        };
+        let refresh = api
+            .refresh
+            .start(user.user_id)
+            .await
+            .map_err(refresh_error)?;
         session(api, refresh, &user)
     }
 
     /// Starts a session for a username (or e-mail address) and password.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload, ApiError> {
         let api = api(ctx);
-        let password = SecretString::from(input.password);
         let user = match claimed_by(api, &input.login).await? {
             Some(user_id) => load_user(api, user_id).await?,
             None => None,
         };
-        let Some(user) = user else {
-            // As long as a wrong password takes.
-            let decoy = api
-                .decoy
-                .get_or_try_init(|| {
-                    credentials::hash_password(SecretString::from("decoy password, never valid"))
-                })
-                .await
-                .map_err(ApiError::internal)?;
-            let _ = credentials::verify_password(password, decoy).await;
-            return Err(ApiError::Unauthenticated(BAD_LOGIN.to_owned()));
-        };
-        let matches = credentials::verify_password(password, &user.password_hash)
-            .await
-            .map_err(ApiError::internal)?;
-        if !matches {
-            return Err(ApiError::Unauthenticated(BAD_LOGIN.to_owned()));
-        }
-        if user.deactivated {
-            return Err(ApiError::Forbidden("the user is deactivated".to_owned()));
-        }
+        let user = check_credentials(api, user, SecretString::from(input.password)).await?;
         let refresh = api
             .refresh
             .start(user.user_id)
@@ -251,6 +263,10 @@ impl AccountMutation {
             .await?
             .ok_or(ApiError::NotFound("user"))?;
         if user.deactivated {
+            api.refresh
+                .revoke_family(refresh.family)
+                .await
+                .map_err(refresh_error)?;
             return Err(ApiError::Forbidden("the user is deactivated".to_owned()));
         }
         session(api, refresh, &user)

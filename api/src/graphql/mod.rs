@@ -1,4 +1,5 @@
-//! The GraphQL API: `POST /graphql`, GraphiQL at `/`.
+//! The GraphQL API: `POST /graphql` (no GET: it would run mutations with passwords
+//! and tokens in the URL), GraphiQL at `/`.
 //!
 //! - [`error`]: [`ApiError`], the `extensions.code` of every error a resolver returns;
 //!   errors async-graphql itself raises (a parse error, an unknown field, a query
@@ -70,6 +71,8 @@ pub type CoinfoldSchema = Schema<Query, Mutation, EmptySubscription>;
 pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// The largest request body, in bytes (413 above it).
+    pub max_body_bytes: usize,
 }
 
 pub fn schema(api: Arc<Api>, limits: Limits) -> CoinfoldSchema {
@@ -107,9 +110,10 @@ pub fn require_user(ctx: &Context<'_>) -> Result<Principal, ApiError> {
 pub struct GraphqlState {
     pub schema: CoinfoldSchema,
     pub api: Arc<Api>,
+    pub limits: Limits,
 }
 
-/// `POST /graphql` (and GET for queries).
+/// `POST /graphql`.
 pub async fn handler(
     State(state): State<GraphqlState>,
     headers: HeaderMap,
