@@ -28,8 +28,6 @@ use std::time::{Duration, Instant};
 
 use coinfold_domain::alert::{AlertCondition, MovingAverage, Observation};
 use coinfold_domain::indicators::{Ema, Sma};
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use sha2::{Digest, Sha256};
@@ -39,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::ingest::{TICKS_TOPIC, Tick, TickKind};
-use crate::projection::stream_runner::{StreamSource, next_batch};
+use crate::projection::stream_runner::{StreamSource, advance, commit_hint, next_batch};
 use crate::projection::{ProjectionError, RunSettings};
 
 /// Minutes of history kept per coin: a week's longest window plus the 24 h before it.
@@ -427,22 +425,16 @@ impl<T: AlertTrigger> Evaluator<T> {
         let consumer = source.subscribe(&topic, "alert-evaluator")?;
         tracing::info!(%topic, group = %source.group_id, "alert evaluator started");
         while let Some(batch) = next_batch(&consumer, settings, &cancel).await? {
-            let mut next: BTreeMap<i32, i64> = BTreeMap::new();
             for message in &batch {
                 match serde_json::from_slice::<Tick>(&message.payload) {
                     Ok(tick) => self.on_tick(&tick).await?,
                     // The market projection dead-letters it; nothing to evaluate here.
                     Err(error) => tracing::debug!(%error, "not a tick"),
                 }
-                next.insert(message.partition, message.offset + 1);
             }
-            let mut offsets = TopicPartitionList::new();
-            for (partition, offset) in &next {
-                offsets.add_partition_offset(&topic, *partition, Offset::Offset(*offset))?;
-            }
-            if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
-                tracing::warn!(%error, "committing the evaluator's offsets failed");
-            }
+            let mut next = BTreeMap::new();
+            advance(&mut next, &batch);
+            commit_hint(&consumer, &topic, &next, "alert-evaluator")?;
         }
         Ok(self.stats)
     }

@@ -273,6 +273,14 @@ async fn bad_registrations_name_the_field_and_store_nothing(pool: PgPool) {
         .await;
     assert_eq!(code(&taken), "VALIDATION");
     assert_eq!(taken["errors"][0]["extensions"]["field"], "username");
+    // The taken name reached the store and left nothing: dave's registration only.
+    let (events, claims): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM user_reservations)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((events, claims), (1, 2));
     let unknown = app.graphql("{ me { shoeSize } }", json!({}), None).await;
     assert_eq!(code(&unknown), "VALIDATION", "{unknown}");
 }
@@ -337,6 +345,16 @@ async fn two_concurrent_refreshes_of_one_token_end_the_session(pool: PgPool) {
         .filter(|r| r.get("errors").is_none())
         .collect();
     assert!(winners.len() <= 1, "both rotations succeeded: {a} {b}");
+    // The row lock serializes them: one wins, the other finds the token used.
+    assert_eq!(winners.len(), 1, "exactly one rotation wins: {a} {b}");
+    let loser = if a.get("errors").is_some() { &a } else { &b };
+    assert_eq!(code(loser), "UNAUTHENTICATED", "{loser}");
+    assert!(
+        loser["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("already used")),
+        "{loser}"
+    );
     // The loser saw a used token: the family is revoked, the winner's token with it.
     for winner in winners {
         let next = winner["data"]["refreshToken"]["refreshToken"]

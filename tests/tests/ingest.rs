@@ -338,6 +338,18 @@ async fn recorded_feeds_reach_the_topics_in_order_through_killed_servers() {
         "both websockets reconnected: {:?}",
         report.connectors
     );
+    for websocket in ["binance", "coinbase"] {
+        let stats = report
+            .connectors
+            .iter()
+            .find(|(name, _)| *name == websocket)
+            .map(|(_, s)| s.reconnects);
+        assert!(
+            stats.is_some_and(|r| r >= 1),
+            "{websocket} reconnected after its server was killed: {:?}",
+            report.connectors
+        );
+    }
     println!(
         "ingest through kafka: {} ticks, {} dead letters, {} articles, {} scored; {:?}",
         report.produced.ticks,

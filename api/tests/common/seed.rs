@@ -11,7 +11,10 @@ use coinfold_domain::user::{User, UserCommand};
 use coinfold_domain::values::{
     Amount, CoinSymbol, Description, PortfolioName, Price, Quantity, QuoteCurrency,
 };
+use coinfold_projections::global_log::GlobalLog;
 use coinfold_projections::ingest::{Source, TICK_SCHEMA, TakerSide, Tick, TickKind};
+use coinfold_projections::projection::log_runner::{Step, fold_batch};
+use coinfold_projections::projection::{LogProjection, Output};
 use cqrs_es::DomainEvent;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -303,4 +306,55 @@ pub async fn checksums(
         sums.insert((*table).to_owned(), (count, md5.unwrap_or_default()));
     }
     sums
+}
+
+/// Folds `projection` in this process until it has applied every event written so far.
+pub async fn catch_up<P: LogProjection>(pool: &PgPool, projection: &P) -> usize {
+    let mut log = GlobalLog::new(pool.clone());
+    {
+        let mut conn = pool.acquire().await.unwrap();
+        coinfold_projections::projection::checkpoint::ensure(
+            &mut conn,
+            projection.name(),
+            coinfold_projections::projection::checkpoint::EVENT_STORE,
+        )
+        .await
+        .unwrap();
+    }
+    // Every event written so far. (The log's high-water mark can lag while another
+    // test's transaction is open: transaction ids are cluster-wide. So "caught up" is
+    // the position, not the first empty read.)
+    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let mut applied = 0;
+    loop {
+        match fold_batch(pool, &mut log, projection, 500, &mut Output::default())
+            .await
+            .expect("batch applied")
+        {
+            Step::Applied { events, position } => {
+                applied += events;
+                if position >= head {
+                    return applied;
+                }
+            }
+            Step::Moved => {}
+            Step::CaughtUp if head == 0 => return applied,
+            Step::CaughtUp => {
+                let mut conn = pool.acquire().await.unwrap();
+                let at = coinfold_projections::projection::checkpoint::position(
+                    &mut conn,
+                    projection.name(),
+                )
+                .await
+                .unwrap();
+                if at >= head {
+                    return applied;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
 }

@@ -23,7 +23,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use super::checkpoint::{self, EVENT_STORE, kafka_source};
-use super::stream_runner::{StreamSource, consumer_config, next_batch};
+use super::stream_runner::{StreamSource, advance, consumer_config, next_batch};
 use super::{
     LIVE_SCHEMA, LogProjection, Output, ProjectionError, RunSettings, StreamProjection, begin_in,
     set_schema,
@@ -342,10 +342,7 @@ async fn fold_stream_and_swap<P: StreamProjection>(
             .apply(&mut tx, &batch, &mut Output::default())
             .await?;
         tx.commit().await?;
-        for message in &batch {
-            let entry = next.entry(message.partition).or_insert(0);
-            *entry = (*entry).max(message.offset + 1);
-        }
+        advance(&mut next, &batch);
         applied += batch.len() as u64;
         meter.report(applied, progress);
     }
@@ -367,10 +364,7 @@ async fn fold_stream_and_swap<P: StreamProjection>(
         projection
             .apply(&mut tx, &batch, &mut Output::default())
             .await?;
-        for message in &batch {
-            let entry = next.entry(message.partition).or_insert(0);
-            *entry = (*entry).max(message.offset + 1);
-        }
+        advance(&mut next, &batch);
         applied += batch.len() as u64;
     }
     swap(&mut tx, projection.name(), projection.tables()).await?;

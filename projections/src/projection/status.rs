@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::ProjectionError;
 use super::checkpoint;
 use super::rebuild::watermarks;
-use super::registry::{ALL, Source};
+use super::registry::{ALL, Entry, Source};
 
 /// One projection's line.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,11 +43,21 @@ pub async fn all(
     brokers: &str,
     prefix: &str,
 ) -> Result<Vec<Status>, ProjectionError> {
+    of(pool, brokers, prefix, ALL.iter()).await
+}
+
+/// The status of the projections `entries`, in their order.
+pub async fn of(
+    pool: &PgPool,
+    brokers: &str,
+    prefix: &str,
+    entries: impl Iterator<Item = &Entry>,
+) -> Result<Vec<Status>, ProjectionError> {
     let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
         .fetch_one(pool)
         .await?;
-    let mut lines = Vec::with_capacity(ALL.len());
-    for entry in ALL {
+    let mut lines = Vec::new();
+    for entry in entries {
         let row: Option<(String, String, i64, OffsetDateTime)> = sqlx::query_as(
             "SELECT source, state, position, updated_at FROM projection_checkpoints \
              WHERE projection = $1",
@@ -110,7 +120,8 @@ pub async fn all(
                     state,
                     checkpoint: rows.iter().map(|r| r.next_offset).sum(),
                     lag,
-                    updated_at,
+                    // Batches move the partition rows, not the checkpoint row.
+                    updated_at: rows.iter().map(|r| r.applied_at).max().or(updated_at),
                     partitions,
                 }
             }

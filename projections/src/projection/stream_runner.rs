@@ -111,6 +111,32 @@ pub(crate) async fn next_batch(
     Ok(Some(batch))
 }
 
+/// Moves each partition's next offset past the messages of `batch`.
+pub(crate) fn advance(next: &mut BTreeMap<i32, i64>, batch: &[StreamMessage]) {
+    for message in batch {
+        let entry = next.entry(message.partition).or_insert(0);
+        *entry = (*entry).max(message.offset + 1);
+    }
+}
+
+/// Commits `next` to the broker for `topic`. Only a hint for the group's next
+/// assignment (a failure is logged): what was applied is recorded elsewhere.
+pub(crate) fn commit_hint(
+    consumer: &StreamConsumer,
+    topic: &str,
+    next: &BTreeMap<i32, i64>,
+    who: &str,
+) -> Result<(), ProjectionError> {
+    let mut offsets = TopicPartitionList::new();
+    for (partition, offset) in next {
+        offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
+    if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
+        tracing::warn!(%error, who, "committing offsets to the broker failed");
+    }
+    Ok(())
+}
+
 /// Applies `batch` to the live tables: drops what the offset rows say was applied,
 /// applies the rest and moves the offsets (signed `applied_by`), in one transaction.
 /// Returns the new next offset of each partition in the batch.
@@ -135,10 +161,7 @@ pub async fn apply_batch<P: StreamProjection>(
         return Ok(next);
     }
     projection.apply(&mut tx, &fresh, out).await?;
-    for message in &fresh {
-        let entry = next.entry(message.partition).or_insert(0);
-        *entry = (*entry).max(message.offset + 1);
-    }
+    advance(&mut next, &fresh);
     checkpoint::set_offsets(&mut tx, projection.name(), topic, &next, applied_by).await?;
     tx.commit().await?;
     Ok(next)
@@ -172,14 +195,8 @@ pub async fn run<P: StreamProjection>(
         seen += batch.len() as u64;
         let mut out = Output::default();
         let next = apply_batch(&pool, projection, &topic, batch, &process, &mut out).await?;
-        let mut offsets = TopicPartitionList::new();
-        for (partition, offset) in &next {
-            offsets.add_partition_offset(&topic, *partition, Offset::Offset(*offset))?;
-        }
         // Only a hint for the next assignment; the projection's rows are the truth.
-        if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
-            tracing::warn!(%error, projection = projection.name(), "committing offsets to the broker failed");
-        }
+        commit_hint(&consumer, &topic, &next, projection.name())?;
         let rejected = std::mem::take(&mut out.rejected);
         if let Some(notifier) = notifier {
             notifier.publish(out).await;
