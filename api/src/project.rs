@@ -106,6 +106,28 @@ pub async fn connect(settings: &Settings, connections: u32) -> anyhow::Result<Pg
 /// A task failed: it starts again after a pause, from its checkpoint.
 const RESTART_AFTER: Duration = Duration::from_secs(1);
 
+/// Runs `attempt` again after a pause each time it fails, until it finishes or
+/// `cancel` fires; what it finished with.
+async fn keep<T, Fut>(
+    name: &str,
+    cancel: &CancellationToken,
+    mut attempt: impl FnMut() -> Fut,
+) -> Option<T>
+where
+    Fut: Future<Output = Result<T, ProjectionError>>,
+{
+    while !cancel.is_cancelled() {
+        match attempt().await {
+            Ok(done) => return Some(done),
+            Err(error) => {
+                tracing::error!(task = name, %error, "failed; restarting from its checkpoint");
+                tokio::time::sleep(RESTART_AFTER).await;
+            }
+        }
+    }
+    None
+}
+
 async fn keep_log<P: LogProjection + 'static>(
     pool: PgPool,
     projection: P,
@@ -113,23 +135,16 @@ async fn keep_log<P: LogProjection + 'static>(
     notifier: Notifier,
     cancel: CancellationToken,
 ) {
-    while !cancel.is_cancelled() {
-        match log_runner::run(
+    keep(projection.name(), &cancel, || {
+        log_runner::run(
             pool.clone(),
             &projection,
             &settings,
             Some(&notifier),
             cancel.clone(),
         )
-        .await
-        {
-            Ok(_) => return,
-            Err(error) => {
-                tracing::error!(projection = projection.name(), %error, "projection failed; restarting");
-                tokio::time::sleep(RESTART_AFTER).await;
-            }
-        }
-    }
+    })
+    .await;
 }
 
 async fn keep_stream<P: StreamProjection + 'static>(
@@ -141,8 +156,8 @@ async fn keep_stream<P: StreamProjection + 'static>(
     producer: FutureProducer,
     cancel: CancellationToken,
 ) {
-    while !cancel.is_cancelled() {
-        match stream_runner::run(
+    keep(projection.name(), &cancel, || {
+        stream_runner::run(
             pool.clone(),
             &projection,
             &source,
@@ -151,15 +166,8 @@ async fn keep_stream<P: StreamProjection + 'static>(
             Some(&producer),
             cancel.clone(),
         )
-        .await
-        {
-            Ok(_) => return,
-            Err(error) => {
-                tracing::error!(projection = projection.name(), %error, "projection failed; restarting");
-                tokio::time::sleep(RESTART_AFTER).await;
-            }
-        }
-    }
+    })
+    .await;
 }
 
 /// Runs the projections named in `only` (all when empty) and, unless disabled or left
@@ -226,22 +234,16 @@ pub async fn run(
         let trigger = CommandTrigger::new(pool.clone(), prefix);
         let (pool, run, cancel) = (pool.clone(), run.clone(), cancel.clone());
         tasks.spawn(async move {
-            while !cancel.is_cancelled() {
-                let evaluator = Evaluator::new(pool.clone(), &trigger);
-                match evaluator.run(&source, &run, cancel.clone()).await {
-                    Ok(stats) => {
-                        tracing::info!(
-                            ticks = stats.ticks,
-                            triggered = stats.triggered,
-                            "alert evaluator stopped"
-                        );
-                        return;
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "alert evaluator failed; restarting");
-                        tokio::time::sleep(RESTART_AFTER).await;
-                    }
-                }
+            let stats = keep("alert-evaluator", &cancel, || {
+                Evaluator::new(pool.clone(), &trigger).run(&source, &run, cancel.clone())
+            })
+            .await;
+            if let Some(stats) = stats {
+                tracing::info!(
+                    ticks = stats.ticks,
+                    triggered = stats.triggered,
+                    "alert evaluator stopped"
+                );
             }
         });
     }

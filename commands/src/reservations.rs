@@ -77,3 +77,13 @@ async fn claim(
     }
     Ok(())
 }
+
+/// The user holding `value` of `kind` (`"username"` or `"email"`, in their normalized
+/// form), if anyone does.
+pub async fn holder(pool: &sqlx::PgPool, kind: &str, value: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT user_id FROM user_reservations WHERE kind = $1 AND value = $2")
+        .bind(kind)
+        .bind(value)
+        .fetch_optional(pool)
+        .await
+}

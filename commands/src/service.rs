@@ -62,8 +62,8 @@ pub struct CommandContext {
     pub idempotency_key: Option<String>,
     /// The version the client decided on; set, a conflict is not retried.
     pub expected_version: Option<usize>,
-    /// What the client asked, as the API received it (e.g. a mutation's name and
-    /// input). Set, it is what an idempotency key is checked against instead of the
+    /// What the client asked (e.g. a mutation's name and its normalized input; the
+    /// user service sets it for a registration). Set, it is what an idempotency key is checked against instead of the
     /// command, which may carry values made per attempt (a new id, the time, a
     /// password's salt): a retried request then gets the first outcome.
     pub request: Option<String>,
@@ -165,6 +165,26 @@ where
             services,
             max_attempts: options.max_attempts.max(1),
         }
+    }
+
+    /// The first outcome of the context's idempotency key, when the context names the
+    /// client's request ([`CommandContext::request`]) and the key was used for it;
+    /// `IdempotencyKeyReused` when it was used for another request. Lets a caller skip
+    /// costly preparation (hashing a password) of a command that would be answered
+    /// from the key anyway.
+    pub async fn replayed(
+        &self,
+        context: &CommandContext,
+    ) -> Result<Option<CommandOutcome>, CommandError<A::Error>> {
+        let (Some(key), Some(request)) = (&context.idempotency_key, &context.request) else {
+            return Ok(None);
+        };
+        let hash = request_hash(A::TYPE, "", &Value::String(request.clone()));
+        self.stored_outcome(&context.actor, key, &hash).await
+    }
+
+    pub fn pool(&self) -> &sqlx::PgPool {
+        self.repo.pool()
     }
 
     /// The aggregate as it stands now (its default when it has no events).

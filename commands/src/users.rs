@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::credentials::{self, CredentialError};
+use crate::reservations;
 use crate::service::{CommandContext, CommandError, CommandOutcome, CommandService};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,10 +63,12 @@ impl UserService {
             .user_id)
     }
 
-    /// [`UserService::register`], saying whether an idempotency key matched (and the
-    /// client's request in the context): then the user is the first registration's and
-    /// nothing was stored. The password was not checked against that user's: a caller
-    /// that hands out a session must verify it.
+    /// [`UserService::register`], saying whether an idempotency key answered it: then
+    /// the user is the first registration's and nothing was stored or hashed. A key is
+    /// checked against the username and e-mail address as normalized; the password
+    /// stays out of what is stored (a hash of it there would be a fast verifier beside
+    /// the argon2id one), so a caller that hands out a session on a repeat must verify
+    /// the password.
     #[tracing::instrument(skip_all)]
     pub async fn register_outcome(
         &self,
@@ -76,10 +79,29 @@ impl UserService {
     ) -> Result<Registration, UserServiceError> {
         let username = Username::parse(username)?;
         let email = Email::parse(email)?;
+        let context = context.clone().with_request(format!(
+            "register\u{0}{}\u{0}{}",
+            username.as_str(),
+            email.as_str()
+        ));
+        let user_id = |outcome: CommandOutcome| -> Result<Registration, UserServiceError> {
+            let user_id = outcome.aggregate_id.parse().map_err(|_| {
+                CommandError::Store(
+                    "a stored outcome names an aggregate that is not a user id".into(),
+                )
+            })?;
+            Ok(Registration {
+                user_id,
+                replayed: outcome.replayed,
+            })
+        };
+        if let Some(first) = self.commands.replayed(&context).await? {
+            return user_id(first);
+        }
         let password_hash = credentials::hash_password(password).await?;
-        let user_id = Uuid::now_v7();
+        let new_id = Uuid::now_v7();
         let command = UserCommand::Register {
-            user_id,
+            user_id: new_id,
             username,
             email,
             password_hash,
@@ -87,15 +109,29 @@ impl UserService {
         };
         let outcome = self
             .commands
-            .execute(&user_id.to_string(), command, context)
+            .execute(&new_id.to_string(), command, &context)
             .await?;
-        let user_id = outcome.aggregate_id.parse().map_err(|_| {
-            CommandError::Store("a stored outcome names an aggregate that is not a user id".into())
-        })?;
-        Ok(Registration {
-            user_id,
-            replayed: outcome.replayed,
-        })
+        user_id(outcome)
+    }
+
+    /// The user holding a username or e-mail address (`login` is either), if any.
+    pub async fn find_by_login(&self, login: &str) -> Result<Option<Uuid>, UserServiceError> {
+        let claim = if login.contains('@') {
+            Email::parse(login)
+                .ok()
+                .map(|e| ("email", e.as_str().to_owned()))
+        } else {
+            Username::parse(login)
+                .ok()
+                .map(|u| ("username", u.as_str().to_owned()))
+        };
+        let Some((kind, value)) = claim else {
+            return Ok(None);
+        };
+        let holder = reservations::holder(self.commands.pool(), kind, &value)
+            .await
+            .map_err(|e| CommandError::Store(Box::new(e)))?;
+        Ok(holder.and_then(|id| id.parse().ok()))
     }
 
     #[tracing::instrument(skip_all, fields(user.id = %user_id))]

@@ -367,10 +367,7 @@ impl<T: AlertTrigger> Evaluator<T> {
             self.coins.insert(coin.to_owned(), history);
         }
         let price = tick.price.value();
-        let volume = match tick.kind {
-            TickKind::Trade => tick.size.map_or(Decimal::ZERO, |s| s.value()),
-            _ => Decimal::ZERO,
-        };
+        let (volume, _) = crate::models::market::traded(tick);
         let Some(history) = self.coins.get_mut(coin) else {
             return Ok(());
         };

@@ -14,6 +14,8 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::models::market::INTERVALS;
+
 pub use crate::alerting::USD_QUOTES;
 
 /// One coin of a portfolio, valued.
@@ -217,12 +219,10 @@ pub async fn portfolio_value_history(
     from: OffsetDateTime,
     to: OffsetDateTime,
 ) -> Result<Vec<(OffsetDateTime, Decimal)>, QueryError> {
-    let seconds = match interval {
-        "1m" => 60,
-        "5m" => 300,
-        "1h" => 3600,
-        "1d" => 86_400,
-        other => return Err(QueryError::Invalid(format!("unknown interval {other:?}"))),
+    let Some(&(_, seconds)) = INTERVALS.iter().find(|(name, _)| *name == interval) else {
+        return Err(QueryError::Invalid(format!(
+            "unknown interval {interval:?}"
+        )));
     };
     if to < from || (to - from).whole_seconds() / seconds > 1000 {
         return Err(QueryError::Invalid(

@@ -61,10 +61,6 @@ impl AccessTokens {
         }
     }
 
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
     /// A token for `user` in `session`, and when it expires.
     pub fn issue(
         &self,

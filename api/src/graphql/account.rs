@@ -10,7 +10,6 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use coinfold_commands::credentials;
 use coinfold_commands::service::{Actor, CommandContext};
 use coinfold_domain::user::UserState;
-use coinfold_domain::values::{Email, Username};
 use secrecy::SecretString;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -89,30 +88,6 @@ async fn load_user(api: &Api, user_id: Uuid) -> Result<Option<UserState>, ApiErr
     Ok(user.state().cloned())
 }
 
-/// The user holding a username or e-mail address, from the write side's claims.
-async fn claimed_by(api: &Api, login: &str) -> Result<Option<Uuid>, ApiError> {
-    let claim = if login.contains('@') {
-        Email::parse(login)
-            .ok()
-            .map(|e| ("email", e.as_str().to_owned()))
-    } else {
-        Username::parse(login)
-            .ok()
-            .map(|u| ("username", u.as_str().to_owned()))
-    };
-    let Some((kind, value)) = claim else {
-        return Ok(None);
-    };
-    let user_id: Option<String> =
-        sqlx::query_scalar("SELECT user_id FROM user_reservations WHERE kind = $1 AND value = $2")
-            .bind(kind)
-            .bind(value)
-            .fetch_optional(&api.pool)
-            .await
-            .map_err(ApiError::internal)?;
-    Ok(user_id.and_then(|id| id.parse().ok()))
-}
-
 fn session(api: &Api, refresh: IssuedRefresh, user: &UserState) -> Result<AuthPayload, ApiError> {
     let (access_token, access_token_expires_at) = api
         .tokens
@@ -132,17 +107,6 @@ fn refresh_error(error: RefreshError) -> ApiError {
         RefreshError::Database(e) => ApiError::internal(e),
         other => ApiError::Unauthenticated(other.to_string()),
     }
-}
-
-/// The client's request, for idempotency: the same key with the same username and
-/// e-mail address is the same registration. The password stays out (a stored hash of
-/// it would be a fast verifier beside the argon2id one); a repeat checks it instead.
-fn register_request(input: &RegisterInput) -> String {
-    format!(
-        "register\u{0}{}\u{0}{}",
-        input.username.to_lowercase(),
-        input.email.to_lowercase()
-    )
 }
 
 /// The login checks: the password against the stored hash (against a decoy when there
@@ -205,8 +169,7 @@ impl AccountMutation {
         idempotency_key: Option<String>,
     ) -> Result<AuthPayload, ApiError> {
         let api = api(ctx);
-        let mut context = CommandContext::new(Actor::System("api:register".to_owned()))
-            .with_request(register_request(&input));
+        let mut context = CommandContext::new(Actor::System("api:register".to_owned()));
         if let Some(key) = idempotency_key {
             context = context.with_idempotency_key(key);
         }
@@ -233,7 +196,7 @@ impl AccountMutation {
     /// Starts a session for a username (or e-mail address) and password.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload, ApiError> {
         let api = api(ctx);
-        let user = match claimed_by(api, &input.login).await? {
+        let user = match api.users.find_by_login(&input.login).await? {
             Some(user_id) => load_user(api, user_id).await?,
             None => None,
         };

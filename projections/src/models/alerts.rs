@@ -6,7 +6,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{bad, decode, enum_text};
+use super::{aggregate_uuid, bad, decode, enum_text};
 use crate::global_log::RecordedEvent;
 use crate::projection::{LogProjection, Output, ProjectionError};
 
@@ -32,10 +32,7 @@ impl LogProjection for Alerts {
         out: &mut Output,
     ) -> Result<(), ProjectionError> {
         for event in events.iter().filter(|e| e.aggregate_type == "Alert") {
-            let id: Uuid = event
-                .aggregate_id
-                .parse()
-                .map_err(|_| bad(event, "aggregate id is not a UUID"))?;
+            let id = aggregate_uuid(event)?;
             apply_one(tx, id, event, decode(event)?, out).await?;
         }
         Ok(())

@@ -236,7 +236,8 @@ impl Candle {
 
 /// What a tick adds to a candle's volume and trade count: a trade its size and one; a
 /// ticker nothing.
-fn traded(tick: &Tick) -> (Decimal, i64) {
+/// What a tick traded: its size and 1 for a trade, nothing for a ticker or candle.
+pub(crate) fn traded(tick: &Tick) -> (Decimal, i64) {
     match tick.kind {
         TickKind::Trade => (tick.size.map_or(Decimal::ZERO, |s| s.value()), 1),
         TickKind::Ticker | TickKind::Candle => (Decimal::ZERO, 0),
@@ -260,9 +261,10 @@ impl IndicatorSet {
         Ok(Self {
             sma_20: Sma::new(20)?,
             ema_20: Ema::new(20)?,
-            rsi_14: Rsi::new(14)?,
-            macd: Macd::new(12, 26, 9)?,
-            bollinger: Bollinger::new(20, 2.0)?,
+            // RSI(14), MACD(12, 26, 9), Bollinger(20, 2): the domain's defaults.
+            rsi_14: Rsi::default(),
+            macd: Macd::default(),
+            bollinger: Bollinger::default(),
             volatility: Volatility::new(VOLATILITY_WINDOW, periods_per_year(seconds))?,
         })
     }

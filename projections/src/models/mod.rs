@@ -53,6 +53,14 @@ pub(crate) fn bad(event: &RecordedEvent, reason: impl Into<String>) -> Projectio
     }
 }
 
+/// The event's aggregate id, which for every aggregate here is a UUID.
+pub(crate) fn aggregate_uuid(event: &RecordedEvent) -> Result<uuid::Uuid, ProjectionError> {
+    event
+        .aggregate_id
+        .parse()
+        .map_err(|_| bad(event, "aggregate id is not a UUID"))
+}
+
 /// `recorded_at` from the event's metadata.
 pub(crate) fn recorded_at(event: &RecordedEvent) -> Result<OffsetDateTime, ProjectionError> {
     event

@@ -15,7 +15,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{bad, decode, enum_text};
+use super::{aggregate_uuid, decode, enum_text};
 use crate::global_log::RecordedEvent;
 use crate::projection::{LogProjection, Output, ProjectionError};
 
@@ -48,10 +48,7 @@ impl LogProjection for Portfolios {
     ) -> Result<(), ProjectionError> {
         let mut touched = BTreeSet::new();
         for event in events.iter().filter(|e| e.aggregate_type == "Portfolio") {
-            let id: Uuid = event
-                .aggregate_id
-                .parse()
-                .map_err(|_| bad(event, "aggregate id is not a UUID"))?;
+            let id = aggregate_uuid(event)?;
             apply_one(tx, id, event, decode(event)?).await?;
             touched.insert(id);
         }

@@ -7,7 +7,7 @@ use coinfold_domain::user::UserEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{acting_user, bad, decode, recorded_at};
+use super::{acting_user, aggregate_uuid, decode, recorded_at};
 use crate::global_log::RecordedEvent;
 use crate::projection::{LogProjection, Output, ProjectionError};
 
@@ -39,10 +39,7 @@ impl LogProjection for Users {
                 *usage.entry((user, event.event_type.as_str())).or_default() += 1;
             }
             if event.aggregate_type == "User" {
-                let id: Uuid = event
-                    .aggregate_id
-                    .parse()
-                    .map_err(|_| bad(event, "aggregate id is not a UUID"))?;
+                let id = aggregate_uuid(event)?;
                 apply_one(tx, id, event, decode(event)?).await?;
             }
         }
