@@ -94,14 +94,13 @@ fn graphql_state(settings: &Settings, db: PgPool) -> anyhow::Result<GraphqlState
         "auth.jwt_secret is not set: export COINFOLD_AUTH__JWT_SECRET (32 bytes or more, the \
          same on every instance; deploy/local/up.sh writes one to .local/env)",
     )?;
-    let users = UserService::new(CommandService::new(
-        PgEventRepository::new(db.clone(), &settings.kafka.topic_prefix),
-        (),
-        CommandOptions::default(),
-    ));
+    let repo = PgEventRepository::new(db.clone(), &settings.kafka.topic_prefix);
+    let options = CommandOptions::default();
     let api = Arc::new(Api::new(
         db.clone(),
-        users,
+        UserService::new(CommandService::new(repo.clone(), (), options)),
+        CommandService::new(repo.clone(), (), options),
+        CommandService::new(repo, (), options),
         AccessTokens::new(
             secret,
             Duration::from_secs(settings.auth.access_ttl_seconds),

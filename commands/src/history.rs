@@ -14,6 +14,7 @@ use cqrs_es::{Aggregate, EventEnvelope};
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::upcasting::upcast;
 
@@ -65,6 +66,30 @@ pub enum HistoryError {
     Database(#[from] sqlx::Error),
     #[error("a stored event does not read back: {0}")]
     Corrupt(String),
+}
+
+/// The `owner_id` that an aggregate's first event (`Created`) names; None when there is
+/// no such aggregate. Owners never change, so this answers for every later command.
+pub async fn owner(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Option<Uuid>, HistoryError> {
+    let owner: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT payload -> 'Created' ->> 'owner_id' FROM events \
+         WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_optional(pool)
+    .await?;
+    owner
+        .flatten()
+        .map(|id| {
+            id.parse()
+                .map_err(|_| HistoryError::Corrupt(format!("owner_id {id:?} is not a uuid")))
+        })
+        .transpose()
 }
 
 /// Up to `limit` events of one aggregate with `sequence > after`, oldest first.

@@ -1,5 +1,6 @@
 //! Claims on values that must be unique across aggregates (usernames, e-mail
-//! addresses), written in the transaction that stores the event making the claim.
+//! addresses, API key hashes), written in the transaction that stores the event making
+//! the claim.
 //!
 //! This is the one place where the write side looks across aggregates; it works on
 //! the stored form of the events so the repository stays generic.
@@ -48,6 +49,17 @@ pub(crate) async fn apply(
                     claim(tx, "email", &email, &event.aggregate_id).await?;
                 }
             }
+            "ApiKeyIssued" => {
+                let hash = event
+                    .payload
+                    .get("ApiKeyIssued")
+                    .and_then(|v| v.get("key"))
+                    .and_then(|v| v.get("hash"))
+                    .and_then(Value::as_str);
+                if let Some(hash) = hash {
+                    claim(tx, "api_key", hash, &event.aggregate_id).await?;
+                }
+            }
             _ => {}
         }
     }
@@ -79,7 +91,7 @@ async fn claim(
 }
 
 /// The user holding `value` of `kind` (`"username"` or `"email"`, in their normalized
-/// form), if anyone does.
+/// form, or `"api_key"`, a key's hash), if anyone does.
 pub async fn holder(pool: &sqlx::PgPool, kind: &str, value: &str) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("SELECT user_id FROM user_reservations WHERE kind = $1 AND value = $2")
         .bind(kind)

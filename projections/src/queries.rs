@@ -1,6 +1,6 @@
-//! Reads that combine read models at query time: a portfolio's summary (valued at the
-//! latest prices, in USD and in the owner's base currency), its value over time, and the
-//! market overview and coin search. The API (issue 6) serves these; they live here so the
+//! Reads that combine read models at query time: a portfolio's summary (valued in USD
+//! and in the owner's base currency at the latest prices or, for a past moment, at the
+//! candles of then), its value over time, and the market overview and coin search. The API (issue 6) serves these; they live here so the
 //! SQL sits beside the tables it reads.
 //!
 //! Prices: an alert or a holding has no quote currency of its own beyond USD, so a coin's
@@ -13,6 +13,9 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use coinfold_domain::portfolio::Position;
+use coinfold_domain::values::CoinSymbol;
 
 use crate::models::market::INTERVALS;
 
@@ -70,26 +73,58 @@ pub enum QueryError {
     Invalid(String),
 }
 
-/// The USD price of `coin` (see the module's note on quotes).
-pub async fn usd_price(pool: &PgPool, coin: &str) -> Result<Option<Decimal>, QueryError> {
-    Ok(sqlx::query_scalar(
-        "SELECT price FROM read.latest_prices WHERE coin = $1 AND quote = ANY($2) \
-         ORDER BY array_position($2, quote) LIMIT 1",
-    )
-    .bind(coin)
-    .bind(USD_QUOTES)
-    .fetch_optional(pool)
-    .await?)
+/// The USD prices of `coins` (see the module's note on quotes): the latest, or with
+/// `at`, the close of the newest 1-minute candle opened by then. Coins without one are
+/// left out.
+pub async fn usd_prices(
+    pool: &PgPool,
+    coins: &[String],
+    at: Option<OffsetDateTime>,
+) -> Result<BTreeMap<String, Decimal>, QueryError> {
+    let rows: Vec<(String, Decimal)> = match at {
+        None => {
+            sqlx::query_as(
+                "SELECT DISTINCT ON (coin) coin, price FROM read.latest_prices \
+                 WHERE coin = ANY($1) AND quote = ANY($2) \
+                 ORDER BY coin, array_position($2, quote)",
+            )
+            .bind(coins)
+            .bind(USD_QUOTES)
+            .fetch_all(pool)
+            .await?
+        }
+        Some(at) => {
+            sqlx::query_as(
+                "SELECT c.coin, p.close FROM unnest($1::text[]) AS c(coin) \
+                 JOIN LATERAL ( \
+                     SELECT close FROM read.candles \
+                     WHERE coin = c.coin AND quote = ANY($2) AND interval = '1m' AND open_time <= $3 \
+                     ORDER BY open_time DESC, array_position($2, quote) LIMIT 1) p ON true",
+            )
+            .bind(coins)
+            .bind(USD_QUOTES)
+            .bind(at)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    Ok(rows.into_iter().collect())
 }
 
-/// How many USD one unit of `currency` is worth: 1 for USD; a coin's USD price; a fiat
-/// currency through BTC's price in it (`BTC-USD / BTC-EUR`).
-pub async fn usd_per_unit(pool: &PgPool, currency: &str) -> Result<Option<Decimal>, QueryError> {
+/// How many USD one unit of `currency` is worth (now, or at `at` as [`usd_prices`]):
+/// 1 for USD; a coin's USD price; a fiat currency through BTC's price in it
+/// (`BTC-USD / BTC-EUR`; always the latest).
+pub async fn usd_per_unit(
+    pool: &PgPool,
+    currency: &str,
+    at: Option<OffsetDateTime>,
+) -> Result<Option<Decimal>, QueryError> {
     if USD_QUOTES.contains(&currency) {
         return Ok(Some(Decimal::ONE));
     }
-    if let Some(price) = usd_price(pool, currency).await? {
-        return Ok(Some(price));
+    let prices = usd_prices(pool, &[currency.to_owned(), "BTC".to_owned()], at).await?;
+    if let Some(price) = prices.get(currency) {
+        return Ok(Some(*price));
     }
     let btc_in: Option<Decimal> = sqlx::query_scalar(
         "SELECT price FROM read.latest_prices WHERE coin = 'BTC' AND quote = $1",
@@ -97,8 +132,8 @@ pub async fn usd_per_unit(pool: &PgPool, currency: &str) -> Result<Option<Decima
     .bind(currency)
     .fetch_optional(pool)
     .await?;
-    Ok(match (usd_price(pool, "BTC").await?, btc_in) {
-        (Some(usd), Some(other)) if !other.is_zero() => Some(usd / other),
+    Ok(match (prices.get("BTC"), btc_in) {
+        (Some(usd), Some(other)) if !other.is_zero() => Some(*usd / other),
         _ => None,
     })
 }
@@ -107,8 +142,7 @@ fn pct(part: Decimal, whole: Decimal) -> Option<Decimal> {
     (!whole.is_zero()).then(|| (part / whole * Decimal::ONE_HUNDRED).round_dp(4))
 }
 
-/// The portfolio valued now. Money stays `Decimal` throughout; only the base-currency
-/// conversion divides by a rate (rounded to 8 places).
+/// The portfolio valued now, from the read model.
 pub async fn portfolio_summary(pool: &PgPool, portfolio_id: Uuid) -> Result<Summary, QueryError> {
     let owner: Option<(String,)> = sqlx::query_as(
         "SELECT coalesce(u.base_currency, 'USD') FROM read.portfolios p \
@@ -120,16 +154,11 @@ pub async fn portfolio_summary(pool: &PgPool, portfolio_id: Uuid) -> Result<Summ
     let Some((base_currency,)) = owner else {
         return Err(QueryError::NotFound);
     };
-    let rows: Vec<(String, Decimal, Decimal, Decimal, Option<Decimal>)> = sqlx::query_as(
-        "SELECT h.coin, h.quantity, h.cost_basis, h.realized_gain, p.price \
-         FROM read.portfolio_holdings h \
-         LEFT JOIN LATERAL ( \
-             SELECT price FROM read.latest_prices lp WHERE lp.coin = h.coin AND lp.quote = ANY($2) \
-             ORDER BY array_position($2, lp.quote) LIMIT 1) p ON true \
-         WHERE h.portfolio_id = $1 ORDER BY h.coin",
+    let rows: Vec<(String, Decimal, Decimal, Decimal)> = sqlx::query_as(
+        "SELECT coin, quantity, cost_basis, realized_gain FROM read.portfolio_holdings \
+         WHERE portfolio_id = $1 ORDER BY coin",
     )
     .bind(portfolio_id)
-    .bind(USD_QUOTES)
     .fetch_all(pool)
     .await?;
     let invested: Decimal = sqlx::query_scalar(
@@ -139,7 +168,46 @@ pub async fn portfolio_summary(pool: &PgPool, portfolio_id: Uuid) -> Result<Summ
     .bind(portfolio_id)
     .fetch_one(pool)
     .await?;
-    let mut holdings = Vec::with_capacity(rows.len());
+    let positions = rows
+        .into_iter()
+        .map(|(coin, quantity, cost_basis, realized_gain)| {
+            Ok(Position {
+                coin: CoinSymbol::parse(&coin).map_err(|e| QueryError::Invalid(e.to_string()))?,
+                quantity,
+                cost_basis,
+                realized_gain,
+            })
+        })
+        .collect::<Result<_, QueryError>>()?;
+    value_holdings(
+        pool,
+        portfolio_id,
+        &base_currency,
+        positions,
+        invested,
+        None,
+    )
+    .await
+}
+
+/// Values a portfolio's holdings in USD and in `base_currency`: at the latest prices,
+/// or with `at`, at the prices of then (an auditor's view of a past moment). Money stays
+/// `Decimal` throughout; only the base-currency conversion divides by a rate (rounded
+/// to 8 places). `invested` is what ROI is measured against.
+pub async fn value_holdings(
+    pool: &PgPool,
+    portfolio_id: Uuid,
+    base_currency: &str,
+    positions: Vec<Position>,
+    invested: Decimal,
+    at: Option<OffsetDateTime>,
+) -> Result<Summary, QueryError> {
+    let coins: Vec<String> = positions
+        .iter()
+        .map(|p| p.coin.as_str().to_owned())
+        .collect();
+    let prices = usd_prices(pool, &coins, at).await?;
+    let mut holdings = Vec::with_capacity(positions.len());
     let mut unpriced = Vec::new();
     let mut usd = Totals {
         currency: "USD".to_owned(),
@@ -149,7 +217,15 @@ pub async fn portfolio_summary(pool: &PgPool, portfolio_id: Uuid) -> Result<Summ
         unrealized_gain: Decimal::ZERO,
         roi_pct: None,
     };
-    for (coin, quantity, cost_basis, realized_gain, price) in rows {
+    for Position {
+        coin,
+        quantity,
+        cost_basis,
+        realized_gain,
+    } in positions
+    {
+        let coin = coin.as_str().to_owned();
+        let price = prices.get(&coin).copied();
         let held = !quantity.is_zero();
         let value = price.map(|p| (p * quantity).round_dp(8));
         let unrealized = value.map(|v| v - cost_basis);
@@ -184,11 +260,11 @@ pub async fn portfolio_summary(pool: &PgPool, portfolio_id: Uuid) -> Result<Summ
         .iter()
         .min_by_key(|h| h.unrealized_pct)
         .map(|h| h.coin.clone());
-    let base = match usd_per_unit(pool, &base_currency).await? {
+    let base = match usd_per_unit(pool, base_currency, at).await? {
         Some(rate) if !rate.is_zero() => {
             let convert = |usd: Decimal| (usd / rate).round_dp(8);
             Some(Totals {
-                currency: base_currency,
+                currency: base_currency.to_owned(),
                 value: convert(usd.value),
                 cost_basis: convert(usd.cost_basis),
                 realized_gain: convert(usd.realized_gain),
@@ -348,7 +424,7 @@ pub async fn search_coins(
     ))
     .bind(&text)
     .bind(&escaped)
-    .bind(first.clamp(1, 100))
+    .bind(first.clamp(1, 101))
     .bind(after.max(0))
     .fetch_all(pool)
     .await?;
@@ -357,6 +433,28 @@ pub async fn search_coins(
 
 /// A coin's sentiment: the mean score and article counts over the last `hours` before
 /// `now`, and the hourly trend (mean score per hour, oldest first).
+/// Coins by market-cap rank (unranked last), `first` of them from offset `after`.
+pub async fn list_coins(pool: &PgPool, first: i64, after: i64) -> Result<Vec<CoinRow>, QueryError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COIN_COLUMNS} FROM read.coins \
+         ORDER BY market_cap_rank NULLS LAST, coin LIMIT $1 OFFSET $2"
+    ))
+    .bind(first.clamp(1, 101))
+    .bind(after.max(0))
+    .fetch_all(pool)
+    .await?)
+}
+
+/// One coin, if CoinGecko lists it.
+pub async fn coin(pool: &PgPool, symbol: &str) -> Result<Option<CoinRow>, QueryError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COIN_COLUMNS} FROM read.coins WHERE coin = $1"
+    ))
+    .bind(symbol)
+    .fetch_optional(pool)
+    .await?)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SentimentSummary {
     pub coin: String,

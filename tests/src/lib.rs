@@ -19,9 +19,18 @@ use std::time::Duration;
 
 use coinfold_api::settings::Settings;
 use coinfold_api::startup::App;
-use coinfold_api::telemetry;
+use coinfold_api::{project, telemetry};
+use coinfold_domain::values::{CoinSymbol, Price, QuoteCurrency};
+use coinfold_projections::ingest::producer::{ensure_topics, producer_config};
+use coinfold_projections::ingest::{Source, TICK_SCHEMA, Tick, TickKind};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Topic names and a consumer group that belong to one test alone. Tests never delete
 /// topics (tansu 0.6 deletes every topic on one DeleteTopics call); fresh names keep
@@ -91,12 +100,154 @@ impl TestApp {
         response.json().await.expect("/graphql answers JSON")
     }
 
+    /// Registers `username` (password "correct horse battery") and logs in.
+    pub async fn sign_up(&self, username: &str) -> Session {
+        let response = self
+            .graphql(
+                "mutation($input: RegisterInput!) { register(input: $input) { \
+                   accessToken refreshToken user { id } } }",
+                json!({ "input": {
+                    "username": username,
+                    "email": format!("{username}@example.com"),
+                    "password": PASSWORD,
+                } }),
+                None,
+            )
+            .await;
+        let register = data(&response, "register");
+        Session {
+            token: register["accessToken"]
+                .as_str()
+                .expect("a token")
+                .to_owned(),
+            user_id: register["user"]["id"].as_str().expect("an id").to_owned(),
+        }
+    }
+
+    /// Runs every projection and the alert evaluator in this process, against the
+    /// app's database and topics, until the returned handle is dropped.
+    pub fn run_projections(&self) -> Projections {
+        let cancel = CancellationToken::new();
+        let settings = self.settings.clone();
+        let stop = cancel.clone();
+        let task = tokio::spawn(async move {
+            if let Err(error) = project::run(&settings, &[], stop).await {
+                panic!("the projections stopped: {error:#}");
+            }
+        });
+        Projections {
+            cancel,
+            _task: task,
+        }
+    }
+
+    /// Produces `ticks` to the app's tick topic (made if missing).
+    pub async fn produce_ticks(&self, ticks: &[Tick]) {
+        let topic = self.topics.topic("coinfold.market.ticks");
+        let brokers = &self.settings.kafka.brokers;
+        ensure_topics(brokers, &[(topic.clone(), 1)])
+            .await
+            .expect("the tick topic exists");
+        let producer: FutureProducer = producer_config(brokers, "test-producer")
+            .create()
+            .expect("a producer");
+        for tick in ticks {
+            let body = serde_json::to_vec(tick).expect("a tick serializes");
+            producer
+                .send(
+                    FutureRecord::to(&topic)
+                        .key(tick.coin.as_str())
+                        .payload(&body),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .expect("a tick delivered");
+        }
+    }
+
+    /// Asks `query` every 100 ms until `done` holds for its answer (at most 60 s); the
+    /// answer that satisfied it.
+    pub async fn eventually(
+        &self,
+        query: &str,
+        variables: Value,
+        token: Option<&str>,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let response = self.graphql(query, variables.clone(), token).await;
+            if done(&response) {
+                return response;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not within 60 s: {query}; last answer {response}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(self.url(path))
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {path} failed: {e}"))
+    }
+}
+
+/// The password [`TestApp::sign_up`] registers with.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A logged-in user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub user_id: String,
+}
+
+/// Projections running in the test's process; they stop when this is dropped.
+pub struct Projections {
+    cancel: CancellationToken,
+    _task: JoinHandle<()>,
+}
+
+impl Drop for Projections {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// The `extensions.code` of a response's first error.
+pub fn error_code(response: &Value) -> &str {
+    response["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an error with a code: {response}"))
+}
+
+/// `data.<field>` of a response that has no errors.
+pub fn data<'a>(response: &'a Value, field: &str) -> &'a Value {
+    assert!(response.get("errors").is_none(), "{response}");
+    &response["data"][field]
+}
+
+/// A Coinbase ticker tick: `coin` at `price` USD at `at`.
+pub fn usd_tick(coin: &str, price: Decimal, at: OffsetDateTime) -> Tick {
+    Tick {
+        schema: TICK_SCHEMA,
+        source: Source::Coinbase,
+        kind: TickKind::Ticker,
+        coin: CoinSymbol::parse(coin).expect("a coin symbol"),
+        quote: QuoteCurrency::usd(),
+        price: Price::new(price).expect("a price"),
+        size: None,
+        side: None,
+        trade_id: None,
+        volume_24h: None,
+        exchange_time: at,
+        received_time: at,
     }
 }
 

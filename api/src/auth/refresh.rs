@@ -178,6 +178,24 @@ impl RefreshTokens {
         Ok(())
     }
 
+    /// Revokes every session of `user_id` but `keep` (a password change); how many.
+    pub async fn revoke_other_sessions(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+    ) -> Result<u64, RefreshError> {
+        let revoked = sqlx::query(
+            "UPDATE auth_refresh_tokens SET revoked_at = $3 \
+             WHERE user_id = $1 AND revoked_at IS NULL AND family_id IS DISTINCT FROM $2",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .bind(OffsetDateTime::now_utc())
+        .execute(&self.pool)
+        .await?;
+        Ok(revoked.rows_affected())
+    }
+
     /// True unless the family (an access token's session) has a token not revoked:
     /// a revoked session and one never started are both refused.
     pub async fn is_revoked(&self, family: Uuid) -> Result<bool, RefreshError> {

@@ -1,4 +1,6 @@
-//! The caller's account: `me`, and `register`, `login`, `refreshToken`, `logout`.
+//! The caller's account: `me` (with its API keys), and `register`, `login`,
+//! `refreshToken`, `logout`, `updateProfile`, `updatePreferences`, `changePassword`,
+//! `createApiKey`, `revokeApiKey`.
 //!
 //! A login starts a session: an access token (JWT) and the first refresh token of a
 //! new family. `refreshToken` trades a refresh token for a new pair; presenting one a
@@ -6,46 +8,129 @@
 //! reads the write side (the username/e-mail claims and the User aggregate), so a
 //! user can log in the moment registration returns.
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::connection::{Connection, OpaqueCursor};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use coinfold_commands::credentials;
 use coinfold_commands::service::{Actor, CommandContext};
-use coinfold_domain::user::UserState;
+use coinfold_domain::user::{Preferences, Profile, UserCommand, UserState};
+use coinfold_domain::values::{Description, QuoteCurrency};
 use secrecy::SecretString;
+use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::error::{ApiError, command_error, user_refusal};
-use super::{Api, api, require_user};
+use super::page::Page;
+use super::portfolio::field;
+use super::{Api, Receipt, api, require_user, user_context};
+use crate::auth::Via;
 use crate::auth::refresh::{IssuedRefresh, RefreshError};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Serialize)]
+#[graphql(remote = "coinfold_domain::user::Theme")]
+pub enum Theme {
+    System,
+    Light,
+    Dark,
+}
 
 /// A user as they see themselves.
 #[derive(SimpleObject)]
-#[graphql(name = "User")]
+#[graphql(name = "User", complex)]
 pub struct UserView {
     pub id: ID,
     pub username: String,
     pub email: String,
     pub display_name: Option<String>,
+    pub bio: Option<String>,
     /// What portfolio values are shown in besides USD.
     pub base_currency: String,
+    pub theme: Theme,
+    pub notify_by_email: bool,
+    pub notify_by_push: bool,
     pub registered_at: OffsetDateTime,
+    #[graphql(skip)]
+    api_keys: Vec<ApiKeyView>,
+}
+
+/// An API key as its owner sees it (the secret is shown once, by `createApiKey`).
+#[derive(SimpleObject, Clone)]
+pub struct ApiKeyView {
+    pub id: ID,
+    pub name: String,
+    /// The key's first characters, to tell keys apart.
+    pub prefix: String,
+    pub issued_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 impl From<&UserState> for UserView {
     fn from(state: &UserState) -> Self {
+        let text = |d: &Option<Description>| d.as_ref().map(|d| d.as_str().to_owned());
+        let mut api_keys: Vec<ApiKeyView> = state
+            .api_keys
+            .values()
+            .map(|k| ApiKeyView {
+                id: ID(k.key_id.to_string()),
+                name: k.name.as_str().to_owned(),
+                prefix: k.prefix.clone(),
+                issued_at: k.issued_at,
+                revoked_at: k.revoked_at,
+            })
+            .collect();
+        api_keys.sort_by(|a, b| a.id.cmp(&b.id));
         Self {
             id: ID(state.user_id.to_string()),
             username: state.username.as_str().to_owned(),
             email: state.email.as_str().to_owned(),
-            display_name: state
-                .profile
-                .display_name
-                .as_ref()
-                .map(|d| d.as_str().to_owned()),
+            display_name: text(&state.profile.display_name),
+            bio: text(&state.profile.bio),
             base_currency: state.preferences.base_currency.as_str().to_owned(),
+            theme: state.preferences.theme.into(),
+            notify_by_email: state.preferences.notify_by_email,
+            notify_by_push: state.preferences.notify_by_push,
             registered_at: state.registered_at,
+            api_keys,
         }
     }
+}
+
+#[ComplexObject]
+impl UserView {
+    /// The user's API keys, revoked ones included, by id.
+    async fn api_keys(
+        &self,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<OpaqueCursor<String>, ApiKeyView>, ApiError> {
+        let page: Page<String> = Page::new(first, after)?;
+        Ok(page.slice(self.api_keys.clone(), |k| k.id.to_string()))
+    }
+}
+
+#[derive(InputObject, Serialize)]
+pub struct ProfileInput {
+    /// Up to 2,000 characters; null clears it.
+    pub display_name: Option<String>,
+    pub bio: Option<String>,
+}
+
+/// Preferences to change; those left out stay as they are.
+#[derive(InputObject, Serialize)]
+pub struct PreferencesInput {
+    pub base_currency: Option<String>,
+    pub theme: Option<Theme>,
+    pub notify_by_email: Option<bool>,
+    pub notify_by_push: Option<bool>,
+}
+
+/// A new API key. Keep the secret: it is shown this once.
+#[derive(SimpleObject)]
+pub struct NewApiKey {
+    pub id: ID,
+    pub prefix: String,
+    /// Send it as `X-Api-Key`.
+    pub secret: String,
 }
 
 /// A session's tokens. Keep the refresh token secret: it is shown once.
@@ -249,4 +334,157 @@ impl AccountMutation {
             .map_err(refresh_error)?;
         Ok(revoked.is_some())
     }
+
+    async fn update_profile(
+        &self,
+        ctx: &Context<'_>,
+        input: ProfileInput,
+        idempotency_key: Option<String>,
+    ) -> Result<UserView, ApiError> {
+        let text = |name: &str, raw: &Option<String>| {
+            raw.as_deref()
+                .map(|r| field(name, Description::parse(r)))
+                .transpose()
+        };
+        let profile = Profile {
+            display_name: text("displayName", &input.display_name)?,
+            bio: text("bio", &input.bio)?,
+        };
+        own_command(ctx, "updateProfile", &input, idempotency_key, |_| {
+            Ok(UserCommand::UpdateProfile { profile })
+        })
+        .await
+    }
+
+    async fn update_preferences(
+        &self,
+        ctx: &Context<'_>,
+        input: PreferencesInput,
+        idempotency_key: Option<String>,
+    ) -> Result<UserView, ApiError> {
+        let base_currency = input
+            .base_currency
+            .as_deref()
+            .map(|c| field("baseCurrency", QuoteCurrency::parse(c)))
+            .transpose()?;
+        own_command(ctx, "updatePreferences", &input, idempotency_key, |user| {
+            let now = &user.preferences;
+            Ok(UserCommand::UpdatePreferences {
+                preferences: Preferences {
+                    base_currency: base_currency.unwrap_or_else(|| now.base_currency.clone()),
+                    theme: input.theme.map_or(now.theme, Into::into),
+                    notify_by_email: input.notify_by_email.unwrap_or(now.notify_by_email),
+                    notify_by_push: input.notify_by_push.unwrap_or(now.notify_by_push),
+                },
+            })
+        })
+        .await
+    }
+
+    /// Changes the password (the current one is asked again) and ends every other
+    /// session; this one stays. Not open to API keys.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] current_password: String,
+        #[graphql(secret)] new_password: String,
+    ) -> Result<bool, ApiError> {
+        let principal = require_user(ctx)?;
+        let Via::Session(session) = principal.via else {
+            return Err(ApiError::Forbidden(
+                "an API key cannot change the password; log in".to_owned(),
+            ));
+        };
+        let api = api(ctx);
+        let user = load_user(api, principal.user_id).await?;
+        check_credentials(api, user, SecretString::from(current_password)).await?;
+        let context = CommandContext::new(Actor::User(principal.user_id));
+        api.users
+            .change_password(
+                principal.user_id,
+                SecretString::from(new_password),
+                &context,
+            )
+            .await?;
+        api.refresh
+            .revoke_other_sessions(principal.user_id, Some(session))
+            .await
+            .map_err(refresh_error)?;
+        Ok(true)
+    }
+
+    /// Issues an API key for programs. Not open to API keys.
+    async fn create_api_key(&self, ctx: &Context<'_>, name: String) -> Result<NewApiKey, ApiError> {
+        let principal = require_user(ctx)?;
+        if let Via::ApiKey(_) = principal.via {
+            return Err(ApiError::Forbidden(
+                "an API key cannot issue API keys; log in".to_owned(),
+            ));
+        }
+        let context = CommandContext::new(Actor::User(principal.user_id));
+        let issued = api(ctx)
+            .users
+            .issue_api_key(principal.user_id, &name, &context)
+            .await
+            .map_err(|e| match ApiError::from(e) {
+                ApiError::Validation { message, .. } => ApiError::validation("name", message),
+                other => other,
+            })?;
+        Ok(NewApiKey {
+            id: ID(issued.key_id.to_string()),
+            prefix: issued.prefix,
+            secret: secrecy::ExposeSecret::expose_secret(&issued.secret).to_owned(),
+        })
+    }
+
+    /// Revokes one of the caller's API keys: it stops working at once.
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        idempotency_key: Option<String>,
+    ) -> Result<Receipt, ApiError> {
+        let principal = require_user(ctx)?;
+        let key_id: Uuid = id.parse().map_err(|_| ApiError::NotFound("API key"))?;
+        let context = user_context(&principal, "revokeApiKey", &id, idempotency_key);
+        let outcome = api(ctx)
+            .users
+            .commands()
+            .execute(
+                &principal.user_id.to_string(),
+                UserCommand::RevokeApiKey {
+                    key_id,
+                    now: OffsetDateTime::now_utc(),
+                },
+                &context,
+            )
+            .await
+            .map_err(|e| command_error(e, user_refusal))?;
+        Ok(outcome.into())
+    }
+}
+
+/// Runs a command on the caller's own User aggregate; the user after it.
+async fn own_command(
+    ctx: &Context<'_>,
+    mutation: &str,
+    input: &impl Serialize,
+    idempotency_key: Option<String>,
+    command: impl FnOnce(&UserState) -> Result<UserCommand, ApiError>,
+) -> Result<UserView, ApiError> {
+    let principal = require_user(ctx)?;
+    let api = api(ctx);
+    let user = load_user(api, principal.user_id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    let context = user_context(&principal, mutation, input, idempotency_key);
+    api.users
+        .commands()
+        .execute(&principal.user_id.to_string(), command(&user)?, &context)
+        .await
+        .map_err(|e| command_error(e, user_refusal))?;
+    let user = load_user(api, principal.user_id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok((&user).into())
 }

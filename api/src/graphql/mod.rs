@@ -10,20 +10,32 @@
 //! `UNAUTHENTICATED` with the reason, never treated as anonymous.
 
 pub mod account;
+pub mod alerts;
 pub mod error;
+pub mod market;
+pub mod page;
+pub mod portfolio;
 
 use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use async_graphql::{Context, EmptySubscription, ID, MergedObject, Schema, SimpleObject};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse};
+use coinfold_commands::history;
+use coinfold_commands::service::{Actor, CommandContext, CommandOutcome, CommandService};
 use coinfold_commands::users::UserService;
+use coinfold_domain::alert::Alert;
+use coinfold_domain::portfolio::Portfolio;
 use coinfold_domain::user::PasswordHash;
+use coinfold_domain::values::CoinSymbol;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
+use uuid::Uuid;
 
 use crate::auth::refresh::RefreshTokens;
 use crate::auth::tokens::AccessTokens;
@@ -34,6 +46,8 @@ pub use error::ApiError;
 pub struct Api {
     pub pool: PgPool,
     pub users: UserService,
+    pub portfolios: CommandService<Portfolio>,
+    pub alerts: CommandService<Alert>,
     pub tokens: AccessTokens,
     pub refresh: RefreshTokens,
     /// A hash to check unknown users' passwords against, so a login for a name that
@@ -45,12 +59,16 @@ impl Api {
     pub fn new(
         pool: PgPool,
         users: UserService,
+        portfolios: CommandService<Portfolio>,
+        alerts: CommandService<Alert>,
         tokens: AccessTokens,
         refresh: RefreshTokens,
     ) -> Self {
         Self {
             pool,
             users,
+            portfolios,
+            alerts,
             tokens,
             refresh,
             decoy: OnceCell::new(),
@@ -59,10 +77,19 @@ impl Api {
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(account::AccountQuery);
+pub struct Query(
+    account::AccountQuery,
+    portfolio::PortfolioQuery,
+    alerts::AlertQuery,
+    market::MarketQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(account::AccountMutation);
+pub struct Mutation(
+    account::AccountMutation,
+    portfolio::PortfolioMutation,
+    alerts::AlertMutation,
+);
 
 pub type CoinfoldSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -105,6 +132,128 @@ pub fn require_user(ctx: &Context<'_>) -> Result<Principal, ApiError> {
     }
 }
 
+/// What a command did, as a mutation answers it.
+#[derive(SimpleObject)]
+pub struct Receipt {
+    /// The portfolio, alert or user the command was for.
+    pub id: ID,
+    /// Its version (event count) after the command.
+    pub version: i64,
+    /// How many events the command stored (0: nothing changed).
+    pub events: i64,
+    /// True when the idempotency key had been used: this is the first call's answer.
+    pub replayed: bool,
+    /// The trade or transfer the command recorded, corrected or voided.
+    pub entry_id: Option<ID>,
+}
+
+impl From<CommandOutcome> for Receipt {
+    fn from(outcome: CommandOutcome) -> Self {
+        Self {
+            id: ID(outcome.aggregate_id),
+            version: i64::try_from(outcome.version).unwrap_or(i64::MAX),
+            events: i64::try_from(outcome.events).unwrap_or(i64::MAX),
+            replayed: outcome.replayed,
+            entry_id: None,
+        }
+    }
+}
+
+impl Receipt {
+    pub fn with_entry(mut self, entry: Uuid) -> Self {
+        self.entry_id = Some(ID(entry.to_string()));
+        self
+    }
+}
+
+/// The context of a user's mutation: the user as actor, and with an idempotency key,
+/// the request the key is checked against (the mutation's name and input), so a retry
+/// is answered with the first outcome even though its command carries a new id or time.
+pub fn user_context(
+    principal: &Principal,
+    mutation: &str,
+    input: &impl Serialize,
+    idempotency_key: Option<String>,
+) -> CommandContext {
+    let mut context = CommandContext::new(Actor::User(principal.user_id));
+    if let Some(key) = idempotency_key {
+        let input = serde_json::to_string(input).unwrap_or_default();
+        context = context
+            .with_idempotency_key(key)
+            .with_request(format!("{mutation}:{input}"));
+    }
+    context
+}
+
+/// The id of a new trade, transfer or alert: the client's own (`given`), else one made
+/// from the idempotency key (a retry names the same entry), else a new one.
+pub fn entry_id(
+    field: &str,
+    given: &Option<ID>,
+    principal: &Principal,
+    idempotency_key: &Option<String>,
+) -> Result<Uuid, ApiError> {
+    if let Some(id) = given {
+        return id
+            .parse()
+            .map_err(|_| ApiError::validation(field, "not a UUID"));
+    }
+    Ok(match idempotency_key {
+        Some(key) => {
+            let digest = Sha256::new()
+                .chain_update(principal.user_id.as_bytes())
+                .chain_update([0])
+                .chain_update(key.as_bytes())
+                .finalize();
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&digest[..16]);
+            uuid::Builder::from_custom_bytes(bytes).into_uuid()
+        }
+        None => Uuid::now_v7(),
+    })
+}
+
+/// The aggregate `id` names when the caller owns it, by its creation event (owners
+/// never change). Anything else, an id that is not one or another user's, answers
+/// NOT_FOUND: a caller cannot tell whether it exists.
+pub async fn owned(
+    api: &Api,
+    aggregate_type: &str,
+    what: &'static str,
+    id: &ID,
+    principal: &Principal,
+) -> Result<Uuid, ApiError> {
+    let uuid: Uuid = id.parse().map_err(|_| ApiError::NotFound(what))?;
+    let owner = history::owner(&api.pool, aggregate_type, &uuid.to_string())
+        .await
+        .map_err(ApiError::internal)?;
+    match owner {
+        Some(owner) if owner == principal.user_id => Ok(uuid),
+        _ => Err(ApiError::NotFound(what)),
+    }
+}
+
+/// `coin` if the market knows it (it has a price or CoinGecko lists it); VALIDATION
+/// naming `field` otherwise.
+pub async fn known_coin(api: &Api, field: &str, coin: CoinSymbol) -> Result<CoinSymbol, ApiError> {
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM read.latest_prices WHERE coin = $1) \
+             OR EXISTS (SELECT 1 FROM read.coins WHERE coin = $1)",
+    )
+    .bind(coin.as_str())
+    .fetch_one(&api.pool)
+    .await
+    .map_err(ApiError::internal)?;
+    if known {
+        Ok(coin)
+    } else {
+        Err(ApiError::validation(
+            field,
+            format!("unknown coin {coin}: the market has no price for it"),
+        ))
+    }
+}
+
 /// What `/graphql` needs.
 #[derive(Clone)]
 pub struct GraphqlState {
@@ -119,7 +268,13 @@ pub async fn handler(
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> GraphQLResponse {
-    let caller = authenticate(&headers, &state.api.tokens, &state.api.refresh).await;
+    let caller = authenticate(
+        &headers,
+        &state.api.tokens,
+        &state.api.refresh,
+        &state.api.users,
+    )
+    .await;
     let mut response = state
         .schema
         .execute(request.into_inner().data(caller))

@@ -310,6 +310,15 @@ impl Entry {
     }
 }
 
+/// One coin of a portfolio: what is held, what that cost, and what selling it realized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub coin: CoinSymbol,
+    pub quantity: Decimal,
+    pub cost_basis: Decimal,
+    pub realized_gain: Decimal,
+}
+
 /// The portfolio's state: what its events have said, nothing computed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortfolioState {
@@ -344,6 +353,50 @@ impl Portfolio {
             Some(state) => Ok(derive_ledger(&state.entries)?.lots),
             None => Ok(BTreeMap::new()),
         }
+    }
+
+    /// Each coin's position (held or once held), and the cost of every acquisition not
+    /// voided (what was ever invested), derived as `holdings` is.
+    pub fn positions(&self) -> Result<(Vec<Position>, Decimal), AccountingError> {
+        let Some(state) = &self.state else {
+            return Ok((Vec::new(), Decimal::ZERO));
+        };
+        let movements = state
+            .entries
+            .iter()
+            .filter(|e| !e.voided)
+            .map(Entry::movement)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut invested = Decimal::ZERO;
+        for movement in &movements {
+            if let MovementKind::Acquire { cost } = movement.kind {
+                invested = invested
+                    .checked_add(cost)
+                    .ok_or(AccountingError::Overflow)?;
+            }
+        }
+        let derived = accounting::derive(&movements)?;
+        let empty = |coin: &CoinSymbol| Position {
+            coin: coin.clone(),
+            quantity: Decimal::ZERO,
+            cost_basis: Decimal::ZERO,
+            realized_gain: Decimal::ZERO,
+        };
+        let mut out: BTreeMap<CoinSymbol, Position> = BTreeMap::new();
+        for (coin, lots) in &derived.lots {
+            let p = out.entry(coin.clone()).or_insert_with(|| empty(coin));
+            for lot in lots {
+                p.quantity += lot.quantity;
+                p.cost_basis += lot.cost;
+            }
+        }
+        for disposal in derived.disposals.values() {
+            let p = out
+                .entry(disposal.coin.clone())
+                .or_insert_with(|| empty(&disposal.coin));
+            p.realized_gain += disposal.realized_gain.unwrap_or_default();
+        }
+        Ok((out.into_values().collect(), invested))
     }
 
     /// The portfolio as it stood at effective time `at`, as far as we know now: the

@@ -1038,3 +1038,45 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn positions_sum_lots_and_realized_gains_by_hand() {
+    let mut portfolio = Portfolio::default();
+    portfolio.evolve(&created());
+    run(
+        &mut portfolio,
+        vec![
+            PortfolioCommand::RecordTrade {
+                trade: trade(1, Side::Buy, dec!(2), dec!(100), dec!(1), 1),
+            },
+            PortfolioCommand::RecordTrade {
+                trade: buy(2, dec!(1), dec!(200), 2),
+            },
+            PortfolioCommand::RecordTrade {
+                trade: trade(3, Side::Sell, dec!(1.5), dec!(300), dec!(2), 3),
+            },
+            PortfolioCommand::RecordTrade {
+                trade: buy(4, dec!(9), dec!(1), 4),
+            },
+            PortfolioCommand::VoidTrade {
+                trade_id: id(4),
+                reason: Note::parse("typo").unwrap(),
+            },
+        ],
+    );
+    let (positions, invested) = portfolio.positions().unwrap();
+    // FIFO: the sell takes 1.5 of the first lot (2 for 201): cost 150.75; proceeds
+    // 1.5 × 300 − 2 = 448; realized 297.25. Left: 0.5 (50.25) + 1 (200). The void
+    // leaves trade 4 out of everything, the investment included.
+    assert_eq!(
+        positions,
+        vec![Position {
+            coin: btc(),
+            quantity: dec!(1.5),
+            cost_basis: dec!(250.25),
+            realized_gain: dec!(297.25),
+        }]
+    );
+    assert_eq!(invested, dec!(401));
+    assert_eq!(Portfolio::default().positions().unwrap(), (vec![], dec!(0)));
+}
