@@ -522,7 +522,7 @@ impl PortfolioQuery {
         ctx: &Context<'_>,
         id: ID,
         as_of: Option<OffsetDateTime>,
-        #[graphql(default)] basis: AsOfBasis,
+        #[graphql(desc = "RECORDED when left out")] basis: Option<AsOfBasis>,
     ) -> Result<PortfolioView, ApiError> {
         let principal = require_user(ctx)?;
         let api = api(ctx);
@@ -540,7 +540,7 @@ impl PortfolioQuery {
             return PortfolioView::live(row.ok_or(ApiError::NotFound("portfolio"))?);
         };
         let portfolio_id = owned(api, PORTFOLIO, "portfolio", &id, &principal).await?;
-        let as_of = match basis {
+        let as_of = match basis.unwrap_or_default() {
             AsOfBasis::Recorded => AsOf::RecordedAt(at),
             AsOfBasis::Effective => AsOf::EffectiveAt(at),
         };
