@@ -35,6 +35,7 @@ pub mod cli;
 pub mod graphql;
 pub mod history_view;
 pub mod project;
+pub mod rate_limit;
 pub mod readiness;
 pub mod routes;
 pub mod settings;

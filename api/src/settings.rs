@@ -56,6 +56,15 @@ pub struct GraphqlSettings {
     pub max_complexity: usize,
     /// The largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Requests a signed-in user may make per minute (counted in Redis, across
+    /// instances); 0 turns the limit off.
+    pub user_requests_per_minute: u64,
+    /// Requests one client address may make per minute, signed in or not; 0: off.
+    pub ip_requests_per_minute: u64,
+    /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`;
+    /// empty allows none. `COINFOLD_GRAPHQL__CORS_ORIGINS` takes a comma-separated list.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,6 +210,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("ingest.sources")
+                    .with_list_parse_key("graphql.cors_origins")
                     .with_list_parse_key("ingest.binance.pairs")
                     .with_list_parse_key("ingest.binance.streams")
                     .with_list_parse_key("ingest.coinbase.product_ids")
@@ -292,6 +302,15 @@ impl RawSettings {
             problems.push(
                 "graphql.max_depth, max_complexity and max_body_bytes must be above 0".to_owned(),
             );
+        }
+        for origin in &self.graphql.cors_origins {
+            if axum::http::HeaderValue::from_str(origin).is_err()
+                || !(origin.starts_with("http://") || origin.starts_with("https://"))
+            {
+                problems.push(format!(
+                    "graphql.cors_origins: {origin:?} is not an origin such as https://app.example.com"
+                ));
+            }
         }
 
         match (problems.is_empty(), self.database.url, connect_options) {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::http::Request;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::get;
 use rdkafka::ClientConfig;
 use rdkafka::admin::AdminClient;
@@ -18,6 +19,7 @@ use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
@@ -28,9 +30,11 @@ use coinfold_commands::event_store::PgEventRepository;
 use coinfold_commands::service::{CommandOptions, CommandService};
 use coinfold_commands::users::UserService;
 
+use crate::auth::API_KEY_HEADER;
 use crate::auth::refresh::RefreshTokens;
 use crate::auth::tokens::AccessTokens;
 use crate::graphql::{self, Api, GraphqlState, Limits};
+use crate::rate_limit::RateLimiter;
 use crate::readiness::Dependencies;
 use crate::routes;
 use crate::settings::{DatabaseSettings, KafkaSettings, Settings};
@@ -57,7 +61,7 @@ impl App {
         let redis = redis::Client::open(settings.redis.url.expose_secret())
             .context("cannot use redis.url")?;
         let kafka = Arc::new(kafka_admin(&settings.kafka)?);
-        let graphql = graphql_state(settings, db.clone())?;
+        let graphql = graphql_state(settings, db.clone(), redis.clone())?;
         let state = AppState {
             dependencies: Dependencies {
                 db,
@@ -68,7 +72,7 @@ impl App {
         };
         Ok(Self {
             listener,
-            router: router(state, graphql),
+            router: router(state, graphql, &settings.graphql.cors_origins),
         })
     }
 
@@ -82,14 +86,23 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(http.address = %self.listener.local_addr()?, "serving");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            self.listener,
+            // The peer address is what the per-address rate limit counts.
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }
 
 /// The API's schema over the write side and the read models.
-fn graphql_state(settings: &Settings, db: PgPool) -> anyhow::Result<GraphqlState> {
+fn graphql_state(
+    settings: &Settings,
+    db: PgPool,
+    redis: redis::Client,
+) -> anyhow::Result<GraphqlState> {
     let secret = settings.auth.jwt_secret.as_ref().context(
         "auth.jwt_secret is not set: export COINFOLD_AUTH__JWT_SECRET (32 bytes or more, the \
          same on every instance; deploy/local/up.sh writes one to .local/env)",
@@ -112,20 +125,30 @@ fn graphql_state(settings: &Settings, db: PgPool) -> anyhow::Result<GraphqlState
         max_complexity: settings.graphql.max_complexity,
         max_body_bytes: settings.graphql.max_body_bytes,
     };
+    let limiter = Arc::new(RateLimiter::new(
+        redis,
+        &settings.kafka.topic_prefix,
+        settings.graphql.user_requests_per_minute,
+        settings.graphql.ip_requests_per_minute,
+    ));
     Ok(GraphqlState {
         schema: graphql::schema(api.clone(), limits),
         api,
         limits,
+        limiter,
     })
 }
 
-fn router(state: AppState, graphql: GraphqlState) -> Router {
+fn router(state: AppState, graphql: GraphqlState, cors_origins: &[String]) -> Router {
     let body_limit = RequestBodyLimitLayer::new(graphql.limits.max_body_bytes);
-    let api = Router::new()
+    let mut api = Router::new()
         // POST only: a GET would run mutations too, with passwords and tokens in the URL.
         .route("/graphql", post(graphql::handler))
         .layer(body_limit)
         .with_state(graphql);
+    if !cors_origins.is_empty() {
+        api = api.layer(cors(cors_origins));
+    }
     Router::new()
         .route("/", get(graphql::graphiql))
         .route("/health", get(routes::health))
@@ -142,6 +165,24 @@ fn router(state: AppState, graphql: GraphqlState) -> Router {
                 )
             }),
         )
+}
+
+/// The CORS allow-list: these origins may POST GraphQL with a bearer token or an API
+/// key (no cookies are used, so no credentials mode).
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static(API_KEY_HEADER),
+        ])
+        .max_age(Duration::from_secs(3600))
 }
 
 /// A pool that connects on first use, so start-up does not wait for the database.

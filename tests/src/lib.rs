@@ -264,6 +264,9 @@ pub fn test_settings(topics: &TestTopics) -> Settings {
     settings.kafka.topic_prefix = topics.prefix.clone();
     settings.kafka.client_id = format!("{}client", topics.prefix);
     settings.readiness.timeout = Duration::from_millis(1_500);
+    // Every request of a test comes from 127.0.0.1; tests that poll must not meet the
+    // per-address limit (the rate-limit tests set their own).
+    settings.graphql.ip_requests_per_minute = 100_000;
     // Each app its own signing key (tests that forge tokens read it from the settings).
     settings.auth.jwt_secret =
         Some(format!("test-secret-{}", uuid::Uuid::new_v4().simple()).into());

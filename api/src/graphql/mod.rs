@@ -21,9 +21,9 @@ use std::sync::Arc;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{Context, EmptySubscription, ID, MergedObject, Schema, SimpleObject};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use coinfold_commands::history;
 use coinfold_commands::service::{Actor, CommandContext, CommandOutcome, CommandService};
 use coinfold_commands::users::UserService;
@@ -40,6 +40,7 @@ use uuid::Uuid;
 use crate::auth::refresh::RefreshTokens;
 use crate::auth::tokens::AccessTokens;
 use crate::auth::{Caller, Principal, authenticate};
+use crate::rate_limit::{RateLimiter, Subject};
 pub use error::ApiError;
 
 /// What the resolvers share.
@@ -260,14 +261,17 @@ pub struct GraphqlState {
     pub schema: CoinfoldSchema,
     pub api: Arc<Api>,
     pub limits: Limits,
+    pub limiter: Arc<RateLimiter>,
 }
 
-/// `POST /graphql`.
+/// `POST /graphql`: the caller's credential, the rate limits (per client address, and
+/// per user when signed in), then the request.
 pub async fn handler(
     State(state): State<GraphqlState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     request: GraphQLRequest,
-) -> GraphQLResponse {
+) -> Response {
     let caller = authenticate(
         &headers,
         &state.api.tokens,
@@ -275,6 +279,13 @@ pub async fn handler(
         &state.api.users,
     )
     .await;
+    let mut subjects = vec![Subject::Address(peer.ip())];
+    if let Caller::User(principal) = &caller {
+        subjects.push(Subject::User(principal.user_id));
+    }
+    if let Err(retry_after) = state.limiter.check(&subjects).await {
+        return rate_limited(retry_after);
+    }
     let mut response = state
         .schema
         .execute(request.into_inner().data(caller))
@@ -285,7 +296,26 @@ pub async fn handler(
             extensions.set("code", "VALIDATION");
         }
     }
-    response.into()
+    GraphQLResponse::from(response).into_response()
+}
+
+/// 429 with `RATE_LIMITED`, as a GraphQL error and a `Retry-After` header.
+fn rate_limited(retry_after: u64) -> Response {
+    let error = ApiError::RateLimited {
+        retry_after_seconds: retry_after,
+    };
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{
+            "message": error.message(),
+            "extensions": { "code": error.code(), "retryAfter": retry_after },
+        }],
+    });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
 }
 
 /// GraphiQL, pointed at `/graphql`.
