@@ -21,19 +21,23 @@
 //!   naming what is down), with the checks in [`readiness`].
 //! - [`telemetry`]: JSON logs through `tracing`.
 //!
-//! - [`graphql`]: the schema served at `/graphql` (GraphiQL at `/`), its error codes,
-//!   and the account operations (`me`, `register`, `login`, `refreshToken`, `logout`).
-//! - [`auth`]: access tokens (HS256 JWT) and rotating refresh tokens, and the
+//! - [`graphql`]: the schema served at `/graphql` and `/graphql/ws` (GraphiQL at `/`):
+//!   accounts, portfolios, alerts and the watchlist, market data, subscriptions; its
+//!   error codes, cursor pages and ownership checks.
+//! - [`auth`]: access tokens (HS256 JWT), rotating refresh tokens and API keys, and the
 //!   [`auth::Caller`] a request's credential proves.
+//! - [`hub`]: one Redis pub/sub connection per instance, shared by every subscriber of
+//!   a channel.
+//! - [`rate_limit`]: requests per minute per address and per user, counted in Redis.
 //!
-//! Still to come with the API issue: the other queries, mutations and subscriptions,
-//! API keys, rate limits, CORS, `/metrics`, `relay` as a role of its own, `all` and
-//! `demo`.
+//! Still to come with the API issue: `/metrics`, `relay` as a role of its own, `all`
+//! and `demo`.
 
 pub mod auth;
 pub mod cli;
 pub mod graphql;
 pub mod history_view;
+pub mod hub;
 pub mod project;
 pub mod rate_limit;
 pub mod readiness;

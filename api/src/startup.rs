@@ -34,6 +34,7 @@ use crate::auth::API_KEY_HEADER;
 use crate::auth::refresh::RefreshTokens;
 use crate::auth::tokens::AccessTokens;
 use crate::graphql::{self, Api, GraphqlState, Limits};
+use crate::hub::Hub;
 use crate::rate_limit::RateLimiter;
 use crate::readiness::Dependencies;
 use crate::routes;
@@ -125,6 +126,7 @@ fn graphql_state(
         max_complexity: settings.graphql.max_complexity,
         max_body_bytes: settings.graphql.max_body_bytes,
     };
+    let hub = Hub::new(redis.clone(), &settings.kafka.topic_prefix);
     let limiter = Arc::new(RateLimiter::new(
         redis,
         &settings.kafka.topic_prefix,
@@ -132,7 +134,7 @@ fn graphql_state(
         settings.graphql.ip_requests_per_minute,
     ));
     Ok(GraphqlState {
-        schema: graphql::schema(api.clone(), limits),
+        schema: graphql::schema(api.clone(), hub, limits),
         api,
         limits,
         limiter,
@@ -144,6 +146,7 @@ fn router(state: AppState, graphql: GraphqlState, cors_origins: &[String]) -> Ro
     let mut api = Router::new()
         // POST only: a GET would run mutations too, with passwords and tokens in the URL.
         .route("/graphql", post(graphql::handler))
+        .route("/graphql/ws", get(graphql::ws_handler))
         .layer(body_limit)
         .with_state(graphql);
     if !cors_origins.is_empty() {

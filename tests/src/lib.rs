@@ -13,6 +13,8 @@
 //! The services come from `deploy/local/up.sh`; `DATABASE_URL` must name a role that
 //! may create databases. Set `TEST_LOG=1` to see the app's logs.
 
+pub mod ws;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

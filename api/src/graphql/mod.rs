@@ -1,26 +1,39 @@
 //! The GraphQL API: `POST /graphql` (no GET: it would run mutations with passwords
-//! and tokens in the URL), GraphiQL at `/`.
+//! and tokens in the URL), subscriptions over graphql-ws at `/graphql/ws`, GraphiQL
+//! at `/`.
 //!
 //! - [`error`]: [`ApiError`], the `extensions.code` of every error a resolver returns;
 //!   errors async-graphql itself raises (a parse error, an unknown field, a query
 //!   too deep or too complex) are answered `VALIDATION` by [`handler`].
-//! - [`account`]: `me`, `register`, `login`, `refreshToken`, `logout`.
+//! - [`account`]: `me`, `register`, `login`, `refreshToken`, `logout`, profile,
+//!   preferences, password, API keys.
+//! - [`portfolio`]: portfolios now and as of a past moment, their history, and the
+//!   Portfolio commands.
+//! - [`alerts`]: alerts, the watchlist, usage.
+//! - [`market`]: market data, open to anonymous callers.
+//! - [`live`]: the subscriptions.
+//! - [`page`]: Relay cursor connections for every list.
 //!
 //! Every resolver that needs a user calls [`require_user`]; a refused credential is
-//! `UNAUTHENTICATED` with the reason, never treated as anonymous.
+//! `UNAUTHENTICATED` with the reason, never treated as anonymous. Every id a caller
+//! names goes through [`owned`] (or a query filtered by the caller), so another user's
+//! id answers NOT_FOUND.
 
 pub mod account;
 pub mod alerts;
 pub mod error;
+pub mod live;
 pub mod market;
 pub mod page;
 pub mod portfolio;
 
 use std::sync::Arc;
 
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::http::GraphiQLSource;
-use async_graphql::{Context, EmptySubscription, ID, MergedObject, Schema, SimpleObject};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::{Context, Data, ID, MergedObject, Schema, SimpleObject};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -40,6 +53,7 @@ use uuid::Uuid;
 use crate::auth::refresh::RefreshTokens;
 use crate::auth::tokens::AccessTokens;
 use crate::auth::{Caller, Principal, authenticate};
+use crate::hub::Hub;
 use crate::rate_limit::{RateLimiter, Subject};
 pub use error::ApiError;
 
@@ -92,7 +106,7 @@ pub struct Mutation(
     alerts::AlertMutation,
 );
 
-pub type CoinfoldSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type CoinfoldSchema = Schema<Query, Mutation, live::LiveSubscription>;
 
 /// Limits on what one request may ask.
 #[derive(Debug, Clone, Copy)]
@@ -103,19 +117,28 @@ pub struct Limits {
     pub max_body_bytes: usize,
 }
 
-pub fn schema(api: Arc<Api>, limits: Limits) -> CoinfoldSchema {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .data(api)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .finish()
+pub fn schema(api: Arc<Api>, hub: Hub, limits: Limits) -> CoinfoldSchema {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        live::LiveSubscription,
+    )
+    .data(api)
+    .data(hub)
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .finish()
 }
 
 /// The schema in SDL, as `schema/schema.graphql` holds it.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        live::LiveSubscription,
+    )
+    .finish()
+    .sdl()
 }
 
 pub fn api<'a>(ctx: &Context<'a>) -> &'a Api {
@@ -297,6 +320,49 @@ pub async fn handler(
         }
     }
     GraphQLResponse::from(response).into_response()
+}
+
+/// `GET /graphql/ws`: graphql-ws (and the older subscriptions-transport-ws). The
+/// connection's credential comes in `connection_init`'s payload, as
+/// `{"authorization": "Bearer …"}` or `{"apiKey": "…"}`; a refused one closes the
+/// connection. Each new connection counts against its address's rate limit.
+pub async fn ws_handler(
+    State(state): State<GraphqlState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Err(retry_after) = state.limiter.check(&[Subject::Address(peer.ip())]).await {
+        return rate_limited(retry_after);
+    }
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let api = state.api.clone();
+            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let mut headers = HeaderMap::new();
+                    let field = |name: &str| payload.get(name).and_then(|v| v.as_str());
+                    for (name, key) in [
+                        (header::AUTHORIZATION.as_str(), "authorization"),
+                        (crate::auth::API_KEY_HEADER, "apiKey"),
+                    ] {
+                        if let Some(value) = field(key).and_then(|v| HeaderValue::from_str(v).ok())
+                        {
+                            headers.insert(name, value);
+                        }
+                    }
+                    let caller =
+                        authenticate(&headers, &api.tokens, &api.refresh, &api.users).await;
+                    if let Caller::Refused(reason) = caller {
+                        return Err(async_graphql::Error::new(reason));
+                    }
+                    let mut data = Data::default();
+                    data.insert(caller);
+                    Ok(data)
+                })
+                .serve()
+        })
 }
 
 /// 429 with `RATE_LIMITED`, as a GraphQL error and a `Retry-After` header.

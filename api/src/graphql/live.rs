@@ -1,0 +1,382 @@
+//! Subscriptions over graphql-ws at `/graphql/ws`: `prices`, `candles`, `sentiment`,
+//! `alertTriggered`, `portfolio` and `events`.
+//!
+//! The first five ride the projections' Redis notifications through the [`Hub`]
+//! (one upstream per channel and instance). `portfolio(id)` answers the portfolio's
+//! summary again whenever its holdings or one of its coins' prices change. `events`
+//! reads the event store's global log itself: from `after` up to the high-water mark,
+//! then on as events commit, so a client that reconnects with the last position it saw
+//! misses nothing and sees nothing twice. A user sees only the events of their own
+//! user, portfolios and alerts.
+//!
+//! A connection authenticates once, in `connection_init`'s payload:
+//! `{"authorization": "Bearer <access token>"}` or `{"apiKey": "<key>"}`. Market
+//! subscriptions are open to anonymous connections too.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::{Context, ID, Json, SimpleObject, Subscription};
+use coinfold_commands::history;
+use coinfold_projections::global_log::{GlobalLog, RecordedEvent};
+use coinfold_projections::queries;
+use futures_util::Stream;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::portfolio::PortfolioSummary;
+use super::{api, owned, require_user};
+use crate::hub::{Hub, Subscription as Upstream};
+
+/// How often `events` looks for new events once it has caught up.
+const LOG_POLL: Duration = Duration::from_millis(50);
+
+/// A price change.
+#[derive(SimpleObject)]
+pub struct PriceUpdate {
+    pub coin: String,
+    pub quote: String,
+    pub price: Decimal,
+    pub source: String,
+    /// Exchange time, milliseconds since the epoch.
+    pub at: i64,
+}
+
+/// An alert of the caller's that fired.
+#[derive(SimpleObject)]
+pub struct AlertTriggered {
+    pub alert_id: ID,
+    pub coin: String,
+    /// What the evaluator observed (value, reference, previous, at).
+    pub observation: Json<Value>,
+}
+
+/// An event of the global log.
+#[derive(SimpleObject)]
+pub struct LogEvent {
+    /// Resume with `events(after: globalPosition)` of the last one seen.
+    pub global_position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Json<Value>,
+    pub actor: Option<String>,
+    pub correlation_id: Option<String>,
+    pub recorded_at: Option<String>,
+}
+
+fn hub<'a>(ctx: &Context<'a>) -> &'a Hub {
+    ctx.data_unchecked::<Hub>()
+}
+
+/// Forwards one upstream channel into `tx` until the receiving stream is gone.
+fn forward(mut upstream: Upstream, tx: mpsc::Sender<Arc<str>>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                message = upstream.receiver.recv() => match message {
+                    Ok(m) => if tx.send(m).await.is_err() { break },
+                    Err(RecvError::Lagged(skipped)) => {
+                        tracing::debug!(skipped, "a subscriber fell behind; skipping to the newest");
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+                () = tx.closed() => break,
+            }
+        }
+    });
+}
+
+/// The messages of `topics`, merged, as a stream.
+async fn listen(hub: &Hub, topics: &[String]) -> mpsc::Receiver<Arc<str>> {
+    let (tx, rx) = mpsc::channel(256);
+    for topic in topics {
+        forward(hub.subscribe(topic).await, tx.clone());
+    }
+    rx
+}
+
+fn stream_of<T>(
+    rx: mpsc::Receiver<Arc<str>>,
+    parse: impl Fn(Value) -> Option<T> + Send + 'static,
+) -> impl Stream<Item = T> {
+    futures_util::stream::unfold((rx, parse), |(mut rx, parse)| async move {
+        while let Some(message) = rx.recv().await {
+            if let Some(item) = serde_json::from_str(&message).ok().and_then(&parse) {
+                return Some((item, (rx, parse)));
+            }
+        }
+        None
+    })
+}
+
+fn coins(raw: &[String]) -> Result<Vec<String>, ApiError> {
+    if raw.is_empty() || raw.len() > 50 {
+        return Err(ApiError::validation("coins", "name 1 to 50 coins"));
+    }
+    raw.iter()
+        .map(|c| {
+            coinfold_domain::values::CoinSymbol::parse(c)
+                .map(|c| c.as_str().to_owned())
+                .map_err(|e| ApiError::validation("coins", e.to_string()))
+        })
+        .collect()
+}
+
+#[derive(Default)]
+pub struct LiveSubscription;
+
+#[Subscription]
+impl LiveSubscription {
+    /// Every price change of `coins`, in any quote.
+    async fn prices(
+        &self,
+        ctx: &Context<'_>,
+        coins: Vec<String>,
+    ) -> Result<impl Stream<Item = PriceUpdate> + use<>, ApiError> {
+        let topics: Vec<String> = self::coins(&coins)?
+            .into_iter()
+            .map(|c| format!("price.{c}"))
+            .collect();
+        let rx = listen(hub(ctx), &topics).await;
+        Ok(stream_of(rx, |v| {
+            Some(PriceUpdate {
+                coin: v["coin"].as_str()?.to_owned(),
+                quote: v["quote"].as_str()?.to_owned(),
+                price: v["price"].as_str()?.parse().ok()?,
+                source: v["source"].as_str()?.to_owned(),
+                at: v["at"].as_i64()?,
+            })
+        }))
+    }
+
+    /// Every change of a coin's candles of `interval` (the open candle as it moves).
+    async fn candles(
+        &self,
+        ctx: &Context<'_>,
+        coin: String,
+        interval: String,
+    ) -> Result<impl Stream<Item = Json<Value>> + use<>, ApiError> {
+        let coin = self::coins(&[coin])?.remove(0);
+        if !coinfold_projections::models::market::INTERVALS
+            .iter()
+            .any(|(name, _)| *name == interval)
+        {
+            return Err(ApiError::validation("interval", "one of 1m, 5m, 1h, 1d"));
+        }
+        let rx = listen(hub(ctx), &[format!("candle.{coin}.{interval}")]).await;
+        Ok(stream_of(rx, |v| Some(Json(v))))
+    }
+
+    /// Every article scored about `coins`.
+    async fn sentiment(
+        &self,
+        ctx: &Context<'_>,
+        coins: Vec<String>,
+    ) -> Result<impl Stream<Item = Json<Value>> + use<>, ApiError> {
+        let topics: Vec<String> = self::coins(&coins)?
+            .into_iter()
+            .map(|c| format!("sentiment.{c}"))
+            .collect();
+        let rx = listen(hub(ctx), &topics).await;
+        Ok(stream_of(rx, |v| Some(Json(v))))
+    }
+
+    /// The caller's alerts as they fire (nobody else's).
+    async fn alert_triggered(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = AlertTriggered> + use<>, ApiError> {
+        let principal = require_user(ctx)?;
+        let rx = listen(hub(ctx), &[format!("alert.{}", principal.user_id)]).await;
+        Ok(stream_of(rx, |v| {
+            Some(AlertTriggered {
+                alert_id: ID(v["alert_id"].as_str()?.to_owned()),
+                coin: v["coin"].as_str()?.to_owned(),
+                observation: Json(v["observation"].clone()),
+            })
+        }))
+    }
+
+    /// One of the caller's portfolios, revalued now and on every change of its
+    /// holdings or of a held coin's price.
+    async fn portfolio(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<impl Stream<Item = PortfolioSummary> + use<>, ApiError> {
+        let principal = require_user(ctx)?;
+        let api = api(ctx);
+        let portfolio_id = owned(api, "Portfolio", "portfolio", &id, &principal).await?;
+        let pool = api.pool.clone();
+        let hub = hub(ctx).clone();
+        let (tx, rx) = mpsc::channel(256);
+        forward(
+            hub.subscribe(&format!("portfolio.{portfolio_id}")).await,
+            tx.clone(),
+        );
+        let state = Revaluation {
+            pool,
+            hub,
+            tx,
+            rx,
+            portfolio_id,
+            coins: BTreeSet::new(),
+            first: true,
+        };
+        Ok(futures_util::stream::unfold(
+            state,
+            |mut state| async move {
+                loop {
+                    if !state.first {
+                        state.rx.recv().await?;
+                        // A burst of ticks revalues once.
+                        while state.rx.try_recv().is_ok() {}
+                    }
+                    state.first = false;
+                    match queries::portfolio_summary(&state.pool, state.portfolio_id).await {
+                        Ok(summary) => {
+                            for holding in &summary.holdings {
+                                if state.coins.insert(holding.coin.clone()) {
+                                    let upstream = state
+                                        .hub
+                                        .subscribe(&format!("price.{}", holding.coin))
+                                        .await;
+                                    forward(upstream, state.tx.clone());
+                                }
+                            }
+                            return Some((PortfolioSummary::from(summary), state));
+                        }
+                        // Not projected yet: wait for its first notification.
+                        Err(queries::QueryError::NotFound) => continue,
+                        Err(error) => {
+                            tracing::error!(%error, "revaluing a portfolio failed");
+                            return None;
+                        }
+                    }
+                }
+            },
+        ))
+    }
+
+    /// The caller's events in the global log after position `after` (0: from the
+    /// start), then each as it commits: no gap, no repeat.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 0)] after: i64,
+    ) -> Result<impl Stream<Item = LogEvent> + use<>, ApiError> {
+        let principal = require_user(ctx)?;
+        if after < 0 {
+            return Err(ApiError::validation("after", "a position is 0 or more"));
+        }
+        let pool = api(ctx).pool.clone();
+        let state = Tail {
+            log: GlobalLog::new(pool.clone()),
+            pool,
+            user: principal.user_id,
+            after,
+            ready: VecDeque::new(),
+            owners: HashMap::new(),
+        };
+        Ok(futures_util::stream::unfold(
+            state,
+            |mut state| async move {
+                loop {
+                    if let Some(event) = state.ready.pop_front() {
+                        return Some((event, state));
+                    }
+                    match state.next_batch().await {
+                        Ok(true) => {}
+                        Ok(false) => tokio::time::sleep(LOG_POLL).await,
+                        Err(error) => {
+                            tracing::error!(%error, "reading the global log for a subscriber failed");
+                            return None;
+                        }
+                    }
+                }
+            },
+        ))
+    }
+}
+
+struct Revaluation {
+    pool: sqlx::PgPool,
+    hub: Hub,
+    tx: mpsc::Sender<Arc<str>>,
+    rx: mpsc::Receiver<Arc<str>>,
+    portfolio_id: Uuid,
+    coins: BTreeSet<String>,
+    first: bool,
+}
+
+struct Tail {
+    log: GlobalLog,
+    pool: sqlx::PgPool,
+    user: Uuid,
+    after: i64,
+    ready: VecDeque<LogEvent>,
+    /// Whether an aggregate is the user's, as learnt.
+    owners: HashMap<(String, String), bool>,
+}
+
+impl Tail {
+    /// Reads the next events after the cursor and keeps the user's; false when there
+    /// were none.
+    async fn next_batch(&mut self) -> anyhow::Result<bool> {
+        let events = self.log.read_after(self.after, 500).await?;
+        let Some(last) = events.last() else {
+            return Ok(false);
+        };
+        self.after = last.global_position;
+        for event in events {
+            if self.is_mine(&event).await? {
+                self.ready.push_back(log_event(event));
+            }
+        }
+        Ok(true)
+    }
+
+    async fn is_mine(&mut self, event: &RecordedEvent) -> anyhow::Result<bool> {
+        if event.aggregate_type == "User" {
+            return Ok(event.aggregate_id == self.user.to_string());
+        }
+        let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
+        if let Some(mine) = self.owners.get(&key) {
+            return Ok(*mine);
+        }
+        let owner = history::owner(&self.pool, &event.aggregate_type, &event.aggregate_id).await?;
+        let mine = owner == Some(self.user);
+        self.owners.insert(key, mine);
+        Ok(mine)
+    }
+}
+
+fn log_event(event: RecordedEvent) -> LogEvent {
+    let meta = |key: &str| {
+        event
+            .metadata
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    LogEvent {
+        actor: meta("actor"),
+        correlation_id: meta("correlation_id"),
+        recorded_at: meta("recorded_at"),
+        global_position: event.global_position,
+        aggregate_type: event.aggregate_type,
+        aggregate_id: event.aggregate_id,
+        sequence: event.sequence,
+        event_type: event.event_type,
+        event_version: event.event_version,
+        payload: Json(event.payload),
+    }
+}
