@@ -194,6 +194,62 @@ fn nanos(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos()).unwrap_or(NEWEST.0)
 }
 
+/// A page of one coin's series (candles or indicators) of one interval and quote,
+/// newest first; the cursor is the open time.
+struct Series {
+    coin: String,
+    interval: String,
+    quote: String,
+    page: Page<i64>,
+}
+
+impl Series {
+    async fn new(
+        ctx: &Context<'_>,
+        coin: &str,
+        interval: &str,
+        quote: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Self, ApiError> {
+        let (coin, interval) = (symbol(coin)?, self::interval(interval)?);
+        let page = Page::new(first, after)?;
+        let quote = series_quote(ctx, &coin, &interval, quote).await?;
+        Ok(Self {
+            coin,
+            interval,
+            quote,
+            page,
+        })
+    }
+
+    async fn read<T>(
+        &self,
+        ctx: &Context<'_>,
+        columns: &str,
+        table: &str,
+        open_time: impl Fn(&T) -> OffsetDateTime,
+    ) -> Result<Connection<OpaqueCursor<i64>, T>, ApiError>
+    where
+        T: async_graphql::OutputType + for<'r> FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let rows: Vec<T> = sqlx::query_as(&format!(
+            "SELECT {columns} FROM {table} \
+             WHERE coin = $1 AND quote = $2 AND interval = $3 AND open_time < $4 \
+             ORDER BY open_time DESC LIMIT $5"
+        ))
+        .bind(&self.coin)
+        .bind(&self.quote)
+        .bind(&self.interval)
+        .bind(before_time(self.page.after))
+        .bind(self.page.fetch())
+        .fetch_all(&api(ctx).pool)
+        .await
+        .map_err(ApiError::internal)?;
+        Ok(self.page.connection(rows, |row| nanos(open_time(row))))
+    }
+}
+
 #[derive(Default)]
 pub struct MarketQuery;
 
@@ -296,23 +352,15 @@ impl MarketQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<OpaqueCursor<i64>, Candle>, ApiError> {
-        let (coin, interval) = (symbol(&coin)?, self::interval(&interval)?);
-        let page: Page<i64> = Page::new(first, after)?;
-        let quote = series_quote(ctx, &coin, &interval, quote).await?;
-        let rows: Vec<Candle> = sqlx::query_as(
-            "SELECT open_time, open, high, low, close, volume, trades FROM read.candles \
-             WHERE coin = $1 AND quote = $2 AND interval = $3 AND open_time < $4 \
-             ORDER BY open_time DESC LIMIT $5",
-        )
-        .bind(&coin)
-        .bind(&quote)
-        .bind(&interval)
-        .bind(before_time(page.after))
-        .bind(page.fetch())
-        .fetch_all(&api(ctx).pool)
-        .await
-        .map_err(ApiError::internal)?;
-        Ok(page.connection(rows, |c| nanos(c.open_time)))
+        let series = Series::new(ctx, &coin, &interval, quote, first, after).await?;
+        series
+            .read(
+                ctx,
+                "open_time, open, high, low, close, volume, trades",
+                "read.candles",
+                |c: &Candle| c.open_time,
+            )
+            .await
     }
 
     /// Indicators at each closed candle of `interval`, newest first: SMA(20), EMA(20),
@@ -326,25 +374,16 @@ impl MarketQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<OpaqueCursor<i64>, IndicatorPoint>, ApiError> {
-        let (coin, interval) = (symbol(&coin)?, self::interval(&interval)?);
-        let page: Page<i64> = Page::new(first, after)?;
-        let quote = series_quote(ctx, &coin, &interval, quote).await?;
-        let rows: Vec<IndicatorPoint> = sqlx::query_as(
-            "SELECT open_time, close, sma_20, ema_20, rsi_14, macd, macd_signal, macd_histogram, \
-                    bollinger_mid, bollinger_upper, bollinger_lower, volatility_30 \
-             FROM read.indicators \
-             WHERE coin = $1 AND quote = $2 AND interval = $3 AND open_time < $4 \
-             ORDER BY open_time DESC LIMIT $5",
-        )
-        .bind(&coin)
-        .bind(&quote)
-        .bind(&interval)
-        .bind(before_time(page.after))
-        .bind(page.fetch())
-        .fetch_all(&api(ctx).pool)
-        .await
-        .map_err(ApiError::internal)?;
-        Ok(page.connection(rows, |p| nanos(p.open_time)))
+        let series = Series::new(ctx, &coin, &interval, quote, first, after).await?;
+        series
+            .read(
+                ctx,
+                "open_time, close, sma_20, ema_20, rsi_14, macd, macd_signal, macd_histogram, \
+                 bollinger_mid, bollinger_upper, bollinger_lower, volatility_30",
+                "read.indicators",
+                |p: &IndicatorPoint| p.open_time,
+            )
+            .await
     }
 
     /// The correlation matrix of the coins' log returns over the last `window` candles
