@@ -5,9 +5,8 @@
 use std::fmt::Write;
 
 use coinfold_commands::history::{AsOf, HistoryEvent, Loaded, history, load_as_of};
-use coinfold_commands::upcasting::{upcast, upcasters_for};
+use coinfold_commands::upcasting::{upcast_payload, upcasters_for};
 use coinfold_domain::portfolio::{Disposal, Portfolio, PortfolioEvent, Side, Trade};
-use cqrs_es::persist::SerializedEvent;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -34,7 +33,6 @@ pub async fn render(
         events.first().map_or(0, |e| e.sequence),
         events.last().map_or(0, |e| e.sequence)
     )?;
-    let upcasters = upcasters_for("Portfolio");
     for event in &events {
         let meta = |key: &str| {
             event
@@ -55,7 +53,7 @@ pub async fn render(
             meta("effective_at"),
             meta("actor"),
         )?;
-        writeln!(out, "      {}", describe(event, &id, &upcasters))?;
+        writeln!(out, "      {}", describe(event))?;
     }
     if let Some(as_of) = as_of {
         out.push_str(&render_state(pool, &id, as_of).await?);
@@ -118,21 +116,14 @@ async fn render_state(pool: &PgPool, id: &str, as_of: AsOf) -> anyhow::Result<St
     Ok(out)
 }
 
-fn describe(
-    event: &HistoryEvent,
-    id: &str,
-    upcasters: &[Box<dyn cqrs_es::persist::EventUpcaster>],
-) -> String {
-    let stored = SerializedEvent {
-        aggregate_id: id.to_owned(),
-        sequence: usize::try_from(event.sequence).unwrap_or(0),
-        aggregate_type: "Portfolio".to_owned(),
-        event_type: event.event_type.clone(),
-        event_version: event.event_version.clone(),
-        payload: event.payload.clone(),
-        metadata: event.metadata.clone(),
-    };
-    match serde_json::from_value::<PortfolioEvent>(upcast(stored, upcasters).payload) {
+fn describe(event: &HistoryEvent) -> String {
+    let payload = upcast_payload(
+        "Portfolio",
+        &event.event_type,
+        &event.event_version,
+        event.payload.clone(),
+    );
+    match serde_json::from_value::<PortfolioEvent>(payload) {
         Ok(parsed) => summary(&parsed),
         Err(error) => format!("(does not read as a current portfolio event: {error})"),
     }

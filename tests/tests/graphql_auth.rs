@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use coinfold_api::auth::tokens::AccessTokens;
-use coinfold_tests::{TestApp, spawn_app};
+use coinfold_tests::{TestApp, data, error_code, spawn_app};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -21,17 +21,6 @@ const REFRESH: &str =
 const LOGOUT: &str = "mutation($t: String!) { logout(refreshToken: $t) }";
 const ME: &str = "{ me { id username email baseCurrency } }";
 
-fn code(response: &Value) -> &str {
-    response["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("an error with a code: {response}"))
-}
-
-fn ok<'a>(response: &'a Value, field: &str) -> &'a Value {
-    assert!(response.get("errors").is_none(), "{response}");
-    &response["data"][field]
-}
-
 fn input(username: &str, password: &str) -> Value {
     json!({ "username": username, "email": format!("{username}@example.com"), "password": password })
 }
@@ -44,7 +33,7 @@ async fn register(app: &TestApp, username: &str) -> Value {
             None,
         )
         .await;
-    ok(&response, "register").clone()
+    data(&response, "register").clone()
 }
 
 async fn me(app: &TestApp, token: &str) -> Value {
@@ -59,11 +48,11 @@ async fn register_login_me_and_a_wrong_password(pool: PgPool) {
     assert_eq!(registered["user"]["username"], "alice");
 
     let mine = me(&app, registered["accessToken"].as_str().unwrap()).await;
-    assert_eq!(ok(&mine, "me")["id"], user_id.as_str());
-    assert_eq!(ok(&mine, "me")["baseCurrency"], "USD");
+    assert_eq!(data(&mine, "me")["id"], user_id.as_str());
+    assert_eq!(data(&mine, "me")["baseCurrency"], "USD");
 
     let anonymous = app.graphql(ME, json!({}), None).await;
-    assert_eq!(code(&anonymous), "UNAUTHENTICATED");
+    assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
 
     for login in ["alice", "ALICE", "alice@example.com"] {
         let response = app
@@ -73,7 +62,7 @@ async fn register_login_me_and_a_wrong_password(pool: PgPool) {
                 None,
             )
             .await;
-        assert_eq!(ok(&response, "login")["user"]["id"], user_id.as_str());
+        assert_eq!(data(&response, "login")["user"]["id"], user_id.as_str());
     }
     for (login, password) in [
         ("alice", "wrong horse battery"),
@@ -86,7 +75,7 @@ async fn register_login_me_and_a_wrong_password(pool: PgPool) {
                 None,
             )
             .await;
-        assert_eq!(code(&response), "UNAUTHENTICATED", "{response}");
+        assert_eq!(error_code(&response), "UNAUTHENTICATED", "{response}");
         // The same answer for a wrong password and an unknown user.
         assert_eq!(
             response["errors"][0]["message"],
@@ -104,7 +93,7 @@ async fn a_reused_refresh_token_ends_the_session_and_logout_ends_another(pool: P
     let rotated = app
         .graphql(REFRESH, json!({ "t": first_refresh }), None)
         .await;
-    let rotated = ok(&rotated, "refreshToken").clone();
+    let rotated = data(&rotated, "refreshToken").clone();
     let second_refresh = rotated["refreshToken"].as_str().unwrap().to_owned();
     let access = rotated["accessToken"].as_str().unwrap().to_owned();
     assert_ne!(second_refresh, first_refresh);
@@ -114,7 +103,7 @@ async fn a_reused_refresh_token_ends_the_session_and_logout_ends_another(pool: P
     let reused = app
         .graphql(REFRESH, json!({ "t": first_refresh }), None)
         .await;
-    assert_eq!(code(&reused), "UNAUTHENTICATED");
+    assert_eq!(error_code(&reused), "UNAUTHENTICATED");
     assert!(
         reused["errors"][0]["message"]
             .as_str()
@@ -125,10 +114,10 @@ async fn a_reused_refresh_token_ends_the_session_and_logout_ends_another(pool: P
     let after = app
         .graphql(REFRESH, json!({ "t": second_refresh }), None)
         .await;
-    assert_eq!(code(&after), "UNAUTHENTICATED", "{after}");
+    assert_eq!(error_code(&after), "UNAUTHENTICATED", "{after}");
     for token in [first["accessToken"].as_str().unwrap(), access.as_str()] {
         let refused = me(&app, token).await;
-        assert_eq!(code(&refused), "UNAUTHENTICATED", "{refused}");
+        assert_eq!(error_code(&refused), "UNAUTHENTICATED", "{refused}");
     }
 
     // Another session of the same user is untouched; logout ends it.
@@ -139,15 +128,15 @@ async fn a_reused_refresh_token_ends_the_session_and_logout_ends_another(pool: P
             None,
         )
         .await;
-    let login = ok(&login, "login").clone();
+    let login = data(&login, "login").clone();
     let access = login["accessToken"].as_str().unwrap();
     let refresh = login["refreshToken"].as_str().unwrap();
     assert!(me(&app, access).await.get("errors").is_none());
     let out = app.graphql(LOGOUT, json!({ "t": refresh }), None).await;
-    assert_eq!(ok(&out, "logout"), &json!(true));
-    assert_eq!(code(&me(&app, access).await), "UNAUTHENTICATED");
+    assert_eq!(data(&out, "logout"), &json!(true));
+    assert_eq!(error_code(&me(&app, access).await), "UNAUTHENTICATED");
     let again = app.graphql(REFRESH, json!({ "t": refresh }), None).await;
-    assert_eq!(code(&again), "UNAUTHENTICATED");
+    assert_eq!(error_code(&again), "UNAUTHENTICATED");
 }
 
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
@@ -232,7 +221,11 @@ async fn forged_foreign_and_expired_access_tokens_are_refused(pool: PgPool) {
         ("expired", expired, "the access token has expired"),
     ] {
         let response = me(&app, &token).await;
-        assert_eq!(code(&response), "UNAUTHENTICATED", "{what}: {response}");
+        assert_eq!(
+            error_code(&response),
+            "UNAUTHENTICATED",
+            "{what}: {response}"
+        );
         assert_eq!(response["errors"][0]["message"], reason, "{what}");
         assert_eq!(response["data"], Value::Null, "{what}");
     }
@@ -250,7 +243,7 @@ async fn bad_registrations_name_the_field_and_store_nothing(pool: PgPool) {
         ),
     ] {
         let response = app.graphql(REGISTER, json!({ "input": input }), None).await;
-        assert_eq!(code(&response), "VALIDATION", "{response}");
+        assert_eq!(error_code(&response), "VALIDATION", "{response}");
         assert_eq!(
             response["errors"][0]["extensions"]["field"], field,
             "{response}"
@@ -271,7 +264,7 @@ async fn bad_registrations_name_the_field_and_store_nothing(pool: PgPool) {
             None,
         )
         .await;
-    assert_eq!(code(&taken), "VALIDATION");
+    assert_eq!(error_code(&taken), "VALIDATION");
     assert_eq!(taken["errors"][0]["extensions"]["field"], "username");
     // The taken name reached the store and left nothing: dave's registration only.
     let (events, claims): (i64, i64) = sqlx::query_as(
@@ -282,7 +275,7 @@ async fn bad_registrations_name_the_field_and_store_nothing(pool: PgPool) {
     .unwrap();
     assert_eq!((events, claims), (1, 2));
     let unknown = app.graphql("{ me { shoeSize } }", json!({}), None).await;
-    assert_eq!(code(&unknown), "VALIDATION", "{unknown}");
+    assert_eq!(error_code(&unknown), "VALIDATION", "{unknown}");
 }
 
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
@@ -298,10 +291,10 @@ async fn a_repeated_registration_key_answers_the_first_user_only_with_its_passwo
                 None,
             )
             .await;
-        let payload = ok(&response, "register");
+        let payload = data(&response, "register");
         // The repeat's session works like the first's.
         let mine = me(&app, payload["accessToken"].as_str().unwrap()).await;
-        assert_eq!(ok(&mine, "me")["username"], "erin");
+        assert_eq!(data(&mine, "me")["username"], "erin");
         ids.push(payload["user"]["id"].clone());
     }
     assert_eq!(ids[0], ids[1]);
@@ -313,7 +306,7 @@ async fn a_repeated_registration_key_answers_the_first_user_only_with_its_passwo
             None,
         )
         .await;
-    assert_eq!(code(&guess), "UNAUTHENTICATED", "{guess}");
+    assert_eq!(error_code(&guess), "UNAUTHENTICATED", "{guess}");
     // The same key for another user.
     let other = app
         .graphql(
@@ -322,7 +315,7 @@ async fn a_repeated_registration_key_answers_the_first_user_only_with_its_passwo
             None,
         )
         .await;
-    assert_eq!(code(&other), "CONFLICT", "{other}");
+    assert_eq!(error_code(&other), "CONFLICT", "{other}");
     let users: i64 =
         sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'UserRegistered'")
             .fetch_one(&pool)
@@ -348,7 +341,7 @@ async fn two_concurrent_refreshes_of_one_token_end_the_session(pool: PgPool) {
     // The row lock serializes them: one wins, the other finds the token used.
     assert_eq!(winners.len(), 1, "exactly one rotation wins: {a} {b}");
     let loser = if a.get("errors").is_some() { &a } else { &b };
-    assert_eq!(code(loser), "UNAUTHENTICATED", "{loser}");
+    assert_eq!(error_code(loser), "UNAUTHENTICATED", "{loser}");
     assert!(
         loser["errors"][0]["message"]
             .as_str()
@@ -361,10 +354,10 @@ async fn two_concurrent_refreshes_of_one_token_end_the_session(pool: PgPool) {
             .as_str()
             .unwrap();
         let again = app.graphql(REFRESH, json!({ "t": next }), None).await;
-        assert_eq!(code(&again), "UNAUTHENTICATED", "{again}");
+        assert_eq!(error_code(&again), "UNAUTHENTICATED", "{again}");
     }
     let access = registered["accessToken"].as_str().unwrap();
-    assert_eq!(code(&me(&app, access).await), "UNAUTHENTICATED");
+    assert_eq!(error_code(&me(&app, access).await), "UNAUTHENTICATED");
 }
 
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
@@ -377,7 +370,7 @@ async fn a_query_nested_too_deep_is_refused(pool: PgPool) {
         "} ".repeat(9)
     );
     let response = app.graphql(&deep, json!({}), None).await;
-    assert_eq!(code(&response), "VALIDATION", "{response}");
+    assert_eq!(error_code(&response), "VALIDATION", "{response}");
     assert!(
         response["errors"][0]["message"]
             .as_str()
@@ -412,5 +405,5 @@ async fn a_body_over_the_limit_is_refused(pool: PgPool) {
         .await
         .unwrap();
     let body: Value = response.json().await.unwrap();
-    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use coinfold_tests::ws::WsClient;
 use coinfold_tests::{TestApp, data, error_code, spawn_app, usd_tick};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -233,25 +234,31 @@ async fn a_users_journey_from_sign_up_to_an_audited_portfolio(pool: PgPool) {
     assert_eq!(data(&other, "portfolios")["edges"], json!([]));
 }
 
-/// Every query and mutation argument of type ID, as `field.argument`.
+/// Every argument of type ID in the schema, as `field.argument` (subscriptions as
+/// `subscription:field.argument`).
 async fn id_arguments(app: &TestApp) -> BTreeSet<String> {
     let introspection = app
         .graphql(
             "{ __schema { queryType { fields { name args { name type { name ofType { name } } } } } \
-                          mutationType { fields { name args { name type { name ofType { name } } } } } } }",
+                          mutationType { fields { name args { name type { name ofType { name } } } } } \
+                          subscriptionType { fields { name args { name type { name ofType { name } } } } } } }",
             json!({}),
             None,
         )
         .await;
     let schema = &introspection["data"]["__schema"];
     let mut found = BTreeSet::new();
-    for root in ["queryType", "mutationType"] {
+    for (root, prefix) in [
+        ("queryType", ""),
+        ("mutationType", ""),
+        ("subscriptionType", "subscription:"),
+    ] {
         for field in schema[root]["fields"].as_array().expect("fields") {
             for arg in field["args"].as_array().expect("args") {
                 let ty = &arg["type"];
                 if ty["name"] == "ID" || ty["ofType"]["name"] == "ID" {
                     found.insert(format!(
-                        "{}.{}",
+                        "{prefix}{}.{}",
                         field["name"].as_str().unwrap(),
                         arg["name"].as_str().unwrap()
                     ));
@@ -381,8 +388,15 @@ async fn another_users_ids_answer_not_found_everywhere(pool: PgPool) {
             json!({ "id": key }),
         ),
     ];
+    // Subscriptions with an id, over graphql-ws.
+    let subscriptions: Vec<(&str, &str, Value)> = vec![(
+        "subscription:portfolio.id",
+        "subscription($id: ID!) { portfolio(id: $id) { unpriced } }",
+        json!({ "id": portfolio }),
+    )];
     let covered: BTreeSet<String> = table
         .iter()
+        .chain(&subscriptions)
         .map(|(name, _, _)| (*name).to_owned())
         .collect();
     assert_eq!(
@@ -397,6 +411,23 @@ async fn another_users_ids_answer_not_found_everywhere(pool: PgPool) {
     for (name, query, variables) in &table {
         let answer = app.graphql(query, variables.clone(), b).await;
         assert_eq!(error_code(&answer), "NOT_FOUND", "{name}: {answer}");
+    }
+    for (name, query, variables) in &subscriptions {
+        let mut client = WsClient::connect(
+            app.address,
+            json!({ "authorization": format!("Bearer {}", bob.token) }),
+        )
+        .await
+        .unwrap();
+        client.subscribe(query, variables.clone()).await;
+        let answer = client
+            .receive(std::time::Duration::from_secs(10))
+            .await
+            .expect("an answer");
+        assert_eq!(
+            answer["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+            "{name}: {answer}"
+        );
     }
     let events_after: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&pool)

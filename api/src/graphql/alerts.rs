@@ -152,6 +152,8 @@ pub struct AlertView {
     /// What the last trigger observed.
     pub last_observation: Option<Json<Value>>,
     pub created_at: OffsetDateTime,
+    #[graphql(skip)]
+    alert_id: Uuid,
 }
 
 #[derive(FromRow)]
@@ -172,6 +174,7 @@ impl From<AlertRow> for AlertView {
     fn from(row: AlertRow) -> Self {
         Self {
             id: ID(row.alert_id.to_string()),
+            alert_id: row.alert_id,
             coin: row.coin,
             condition: Json(row.condition),
             repeat: row.repeat,
@@ -232,9 +235,7 @@ impl AlertQuery {
         .await
         .map_err(ApiError::internal)?;
         let rows = rows.into_iter().map(AlertView::from).collect();
-        Ok(page.connection(rows, |a: &AlertView| {
-            (a.created_at, a.id.parse().unwrap_or_else(|_| Uuid::nil()))
-        }))
+        Ok(page.connection(rows, |a: &AlertView| (a.created_at, a.alert_id)))
     }
 
     /// The caller's watchlist, by coin.

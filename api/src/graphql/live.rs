@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use async_graphql::{Context, ID, Json, SimpleObject, Subscription};
 use coinfold_commands::history;
+use coinfold_commands::upcasting::upcast_payload;
 use coinfold_projections::global_log::{GlobalLog, RecordedEvent};
 use coinfold_projections::queries;
 use futures_util::Stream;
@@ -65,6 +66,7 @@ pub struct LogEvent {
     pub aggregate_id: String,
     pub sequence: i64,
     pub event_type: String,
+    /// The version as stored (`payload` is brought to the current one).
     pub event_version: String,
     pub payload: Json<Value>,
     pub actor: Option<String>,
@@ -282,6 +284,7 @@ impl LiveSubscription {
             log: GlobalLog::new(pool.clone()),
             pool,
             user: principal.user_id,
+            user_id: principal.user_id.to_string(),
             after,
             ready: VecDeque::new(),
             owners: HashMap::new(),
@@ -321,10 +324,13 @@ struct Tail {
     log: GlobalLog,
     pool: sqlx::PgPool,
     user: Uuid,
+    /// `user` as the event store spells a User aggregate's id.
+    user_id: String,
     after: i64,
     ready: VecDeque<LogEvent>,
-    /// Whether an aggregate is the user's, as learnt.
-    owners: HashMap<(String, String), bool>,
+    /// Whether an aggregate is the user's, by aggregate id (ids are UUIDs, unique
+    /// across types), as learnt.
+    owners: HashMap<String, bool>,
 }
 
 impl Tail {
@@ -346,20 +352,25 @@ impl Tail {
 
     async fn is_mine(&mut self, event: &RecordedEvent) -> anyhow::Result<bool> {
         if event.aggregate_type == "User" {
-            return Ok(event.aggregate_id == self.user.to_string());
+            return Ok(event.aggregate_id == self.user_id);
         }
-        let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
-        if let Some(mine) = self.owners.get(&key) {
+        if let Some(mine) = self.owners.get(&event.aggregate_id) {
             return Ok(*mine);
         }
         let owner = history::owner(&self.pool, &event.aggregate_type, &event.aggregate_id).await?;
         let mine = owner == Some(self.user);
-        self.owners.insert(key, mine);
+        self.owners.insert(event.aggregate_id.clone(), mine);
         Ok(mine)
     }
 }
 
-fn log_event(event: RecordedEvent) -> LogEvent {
+fn log_event(mut event: RecordedEvent) -> LogEvent {
+    let payload = upcast_payload(
+        &event.aggregate_type,
+        &event.event_type,
+        &event.event_version,
+        std::mem::take(&mut event.payload),
+    );
     let meta = |key: &str| {
         event
             .metadata
@@ -377,6 +388,6 @@ fn log_event(event: RecordedEvent) -> LogEvent {
         sequence: event.sequence,
         event_type: event.event_type,
         event_version: event.event_version,
-        payload: Json(event.payload),
+        payload: Json(payload),
     }
 }

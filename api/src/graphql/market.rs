@@ -182,7 +182,8 @@ async fn series_quote(
     Ok(found.unwrap_or_else(|| "USD".to_owned()))
 }
 
-const NEWEST: (i64, i64) = (i64::MAX, 0);
+/// The cursor of a list read newest first, before its first page.
+const NEWEST: i64 = i64::MAX;
 
 fn before_time(page_after: Option<i64>) -> OffsetDateTime {
     page_after
@@ -191,7 +192,7 @@ fn before_time(page_after: Option<i64>) -> OffsetDateTime {
 }
 
 fn nanos(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos()).unwrap_or(NEWEST.0)
+    i64::try_from(at.unix_timestamp_nanos()).unwrap_or(NEWEST)
 }
 
 /// A page of one coin's series (candles or indicators) of one interval and quote,
@@ -483,7 +484,7 @@ impl MarketQuery {
         let (before, after_id, after_coin) =
             page.after
                 .clone()
-                .unwrap_or((NEWEST.0, String::new(), String::new()));
+                .unwrap_or((NEWEST, String::new(), String::new()));
         let rows: Vec<Article> = sqlx::query_as(
             "SELECT article_id AS id, coin, title, url, source, published_at, scored_at, score, label \
              FROM read.scored_articles \

@@ -11,7 +11,7 @@
 use async_graphql::connection::{Connection, OpaqueCursor};
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use coinfold_commands::history::{AsOf, Loaded, history, load_as_of};
-use coinfold_commands::upcasting::{upcast, upcasters_for};
+use coinfold_commands::upcasting::{upcast_payload, upcasters_for};
 use coinfold_domain::portfolio::{
     CostBasisMethod, Portfolio, PortfolioCommand, PortfolioError, Record, Side, Trade, TransferIn,
     TransferOut,
@@ -21,7 +21,6 @@ use coinfold_domain::values::{
     QuoteCurrency, ValueError,
 };
 use coinfold_projections::queries::{self, HoldingValue, QueryError, Summary, Totals};
-use cqrs_es::persist::SerializedEvent;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::Value;
@@ -87,6 +86,8 @@ pub struct PortfolioView {
     /// Set when this is the portfolio as of a past moment.
     pub as_of: Option<OffsetDateTime>,
     #[graphql(skip)]
+    portfolio_id: Uuid,
+    #[graphql(skip)]
     past: Option<Box<Past>>,
 }
 
@@ -117,6 +118,7 @@ impl PortfolioView {
     fn live(row: PortfolioRow) -> Result<Self, ApiError> {
         Ok(Self {
             id: ID(row.portfolio_id.to_string()),
+            portfolio_id: row.portfolio_id,
             name: row.name,
             description: row.description,
             cost_basis_method: method_of(&row.method)?,
@@ -359,7 +361,7 @@ impl PortfolioView {
     async fn summary(&self, ctx: &Context<'_>) -> Result<PortfolioSummary, ApiError> {
         let pool = &api(ctx).pool;
         let summary = match &self.past {
-            None => queries::portfolio_summary(pool, parse_id(&self.id)?).await,
+            None => queries::portfolio_summary(pool, self.portfolio_id).await,
             Some(past) => {
                 let (positions, invested) = past
                     .portfolio
@@ -367,7 +369,7 @@ impl PortfolioView {
                     .map_err(|e| ApiError::internal(format!("a stored ledger: {e}")))?;
                 queries::value_holdings(
                     pool,
-                    parse_id(&self.id)?,
+                    self.portfolio_id,
                     &past.base_currency,
                     positions,
                     invested,
@@ -408,7 +410,7 @@ impl PortfolioView {
              WHERE portfolio_id = $1 AND (executed_at, seq) > ($2, $3) \
              ORDER BY executed_at, seq LIMIT $4",
         )
-        .bind(parse_id(&self.id)?)
+        .bind(self.portfolio_id)
         .bind(after_time)
         .bind(after_seq)
         .bind(page.fetch())
@@ -433,7 +435,7 @@ impl PortfolioView {
     ) -> Result<Vec<ValuePoint>, ApiError> {
         let points = queries::portfolio_value_history(
             &api(ctx).pool,
-            parse_id(&self.id)?,
+            self.portfolio_id,
             &interval,
             from,
             to,
@@ -460,6 +462,7 @@ pub struct HistoryEntry {
     pub sequence: i64,
     pub global_position: i64,
     pub event_type: String,
+    /// The version as stored (`payload` is brought to the current one).
     pub event_version: String,
     pub event_id: Option<String>,
     /// `user:<id>` or `system:<role>`.
@@ -511,9 +514,7 @@ impl PortfolioQuery {
             .into_iter()
             .map(PortfolioView::live)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(page.connection(rows, |p| {
-            (p.created_at, p.id.parse().unwrap_or_else(|_| Uuid::nil()))
-        }))
+        Ok(page.connection(rows, |p| (p.created_at, p.portfolio_id)))
     }
 
     /// One of the caller's portfolios: now, or `asOf` a past moment.
@@ -553,18 +554,19 @@ impl PortfolioQuery {
         .await
         .map_err(ApiError::internal)?;
         let loaded = loaded.ok_or(ApiError::NotFound("portfolio"))?;
-        let state = loaded
-            .aggregate
-            .state()
-            .ok_or(ApiError::NotFound("portfolio"))?;
         let base_currency: Option<String> =
             sqlx::query_scalar("SELECT base_currency FROM read.users WHERE user_id = $1")
                 .bind(principal.user_id)
                 .fetch_optional(&api.pool)
                 .await
                 .map_err(ApiError::internal)?;
-        Ok(PortfolioView {
+        let state = loaded
+            .aggregate
+            .state()
+            .ok_or(ApiError::NotFound("portfolio"))?;
+        let mut view = PortfolioView {
             id: ID(state.portfolio_id.to_string()),
+            portfolio_id: state.portfolio_id,
             name: state.name.as_str().to_owned(),
             description: state.description.as_str().to_owned(),
             cost_basis_method: state.method.into(),
@@ -573,11 +575,13 @@ impl PortfolioQuery {
             archived: state.archived,
             version: i64::try_from(loaded.version).unwrap_or(i64::MAX),
             as_of: Some(at),
-            past: Some(Box::new(Past {
-                portfolio: loaded.aggregate.clone(),
-                base_currency: base_currency.unwrap_or_else(|| "USD".to_owned()),
-            })),
-        })
+            past: None,
+        };
+        view.past = Some(Box::new(Past {
+            portfolio: loaded.aggregate,
+            base_currency: base_currency.unwrap_or_else(|| "USD".to_owned()),
+        }));
+        Ok(view)
     }
 
     /// A portfolio's events, oldest first, with who sent each and why (its actor and
@@ -604,7 +608,6 @@ impl PortfolioQuery {
         )
         .await
         .map_err(ApiError::internal)?;
-        let upcasters = upcasters_for(PORTFOLIO);
         let rows = events
             .into_iter()
             .map(|event| {
@@ -615,15 +618,6 @@ impl PortfolioQuery {
                         .and_then(Value::as_str)
                         .map(str::to_owned)
                 };
-                let stored = SerializedEvent {
-                    aggregate_id: portfolio_id.clone(),
-                    sequence: usize::try_from(event.sequence).unwrap_or(0),
-                    aggregate_type: PORTFOLIO.to_owned(),
-                    event_type: event.event_type.clone(),
-                    event_version: event.event_version.clone(),
-                    payload: event.payload.clone(),
-                    metadata: event.metadata.clone(),
-                };
                 HistoryEntry {
                     sequence: event.sequence,
                     global_position: event.global_position,
@@ -633,7 +627,12 @@ impl PortfolioQuery {
                     causation_id: meta("causation_id"),
                     recorded_at: meta("recorded_at"),
                     effective_at: meta("effective_at"),
-                    payload: Json(upcast(stored, &upcasters).payload),
+                    payload: Json(upcast_payload(
+                        PORTFOLIO,
+                        &event.event_type,
+                        &event.event_version,
+                        event.payload,
+                    )),
                     event_type: event.event_type,
                     event_version: event.event_version,
                 }
@@ -729,6 +728,27 @@ fn optional<T>(
     raw.as_deref().map(|r| field(name, parse(r))).transpose()
 }
 
+/// A new entry's coin (one the market knows) and id (see `entry_id`); `prefix` names
+/// the input (`trade`, `transfer`).
+async fn new_entry(
+    ctx: &Context<'_>,
+    prefix: &str,
+    raw_coin: &str,
+    given_id: &Option<ID>,
+    id_field: &str,
+    idempotency_key: &Option<String>,
+) -> Result<(CoinSymbol, Uuid), ApiError> {
+    let principal = require_user(ctx)?;
+    let coin = coin(ctx, &format!("{prefix}.coin"), raw_coin).await?;
+    let id = entry_id(
+        &format!("{prefix}.{id_field}"),
+        given_id,
+        &principal,
+        idempotency_key,
+    )?;
+    Ok((coin, id))
+}
+
 /// A coin the market knows, or VALIDATION naming `name`.
 async fn coin(ctx: &Context<'_>, name: &str, raw: &str) -> Result<CoinSymbol, ApiError> {
     let coin = field(name, CoinSymbol::parse(raw))?;
@@ -781,14 +801,18 @@ impl PortfolioMutation {
     ) -> Result<Receipt, ApiError> {
         let principal = require_user(ctx)?;
         let api = api(ctx);
-        let portfolio_id = owned(api, PORTFOLIO, "portfolio", id, &principal).await?;
+        let portfolio_id = parse_id(id)?;
         let context = user_context(&principal, mutation, &(id, input), idempotency_key);
+        // The loaded portfolio names its owner: no separate ownership query.
         let aggregate = api
             .portfolios
             .load(&portfolio_id.to_string())
             .await
             .map_err(|e| command_error(e, portfolio_refusal))?;
-        let state = aggregate.state().ok_or(ApiError::NotFound("portfolio"))?;
+        let state = aggregate
+            .state()
+            .filter(|state| state.owner_id == principal.user_id)
+            .ok_or(ApiError::NotFound("portfolio"))?;
         let command = command(state)?;
         let outcome = api
             .portfolios
@@ -890,14 +914,15 @@ impl PortfolioMutation {
         trade: TradeInput,
         idempotency_key: Option<String>,
     ) -> Result<Receipt, ApiError> {
-        let principal = require_user(ctx)?;
-        let coin = coin(ctx, "trade.coin", &trade.coin).await?;
-        let trade_id = entry_id(
-            "trade.tradeId",
+        let (coin, trade_id) = new_entry(
+            ctx,
+            "trade",
+            &trade.coin,
             &trade.trade_id,
-            &principal,
+            "tradeId",
             &idempotency_key,
-        )?;
+        )
+        .await?;
         Self::run(
             ctx,
             &portfolio_id,
@@ -980,14 +1005,15 @@ impl PortfolioMutation {
         transfer: TransferInInput,
         idempotency_key: Option<String>,
     ) -> Result<Receipt, ApiError> {
-        let principal = require_user(ctx)?;
-        let coin = coin(ctx, "transfer.coin", &transfer.coin).await?;
-        let transfer_id = entry_id(
-            "transfer.transferId",
+        let (coin, transfer_id) = new_entry(
+            ctx,
+            "transfer",
+            &transfer.coin,
             &transfer.transfer_id,
-            &principal,
+            "transferId",
             &idempotency_key,
-        )?;
+        )
+        .await?;
         Self::run(
             ctx,
             &portfolio_id,
@@ -1019,14 +1045,15 @@ impl PortfolioMutation {
         transfer: TransferOutInput,
         idempotency_key: Option<String>,
     ) -> Result<Receipt, ApiError> {
-        let principal = require_user(ctx)?;
-        let coin = coin(ctx, "transfer.coin", &transfer.coin).await?;
-        let transfer_id = entry_id(
-            "transfer.transferId",
+        let (coin, transfer_id) = new_entry(
+            ctx,
+            "transfer",
+            &transfer.coin,
             &transfer.transfer_id,
-            &principal,
+            "transferId",
             &idempotency_key,
-        )?;
+        )
+        .await?;
         Self::run(
             ctx,
             &portfolio_id,

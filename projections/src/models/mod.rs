@@ -20,7 +20,6 @@ pub mod portfolios;
 pub mod sentiment;
 pub mod users;
 
-use cqrs_es::persist::SerializedEvent;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -28,21 +27,17 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::global_log::RecordedEvent;
 use crate::projection::ProjectionError;
-use coinfold_domain::upcasting::{upcast, upcasters_for};
+use coinfold_domain::upcasting::upcast_payload;
 
 /// The stored event, upcast to the current shape and read as the domain's event type.
 pub(crate) fn decode<E: DeserializeOwned>(event: &RecordedEvent) -> Result<E, ProjectionError> {
-    let stored = SerializedEvent {
-        aggregate_id: event.aggregate_id.clone(),
-        sequence: usize::try_from(event.sequence).unwrap_or(0),
-        aggregate_type: event.aggregate_type.clone(),
-        event_type: event.event_type.clone(),
-        event_version: event.event_version.clone(),
-        payload: event.payload.clone(),
-        metadata: event.metadata.clone(),
-    };
-    let upcast = upcast(stored, &upcasters_for(&event.aggregate_type));
-    serde_json::from_value(upcast.payload).map_err(|e| bad(event, e.to_string()))
+    let payload = upcast_payload(
+        &event.aggregate_type,
+        &event.event_type,
+        &event.event_version,
+        event.payload.clone(),
+    );
+    serde_json::from_value(payload).map_err(|e| bad(event, e.to_string()))
 }
 
 pub(crate) fn bad(event: &RecordedEvent, reason: impl Into<String>) -> ProjectionError {
