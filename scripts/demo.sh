@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# The run command: brings the local services up (idempotent), applies the migrations,
-# plays the shipped market and news recordings into the topics (ten times faster than
-# recorded) and serves the API on 127.0.0.1:8080. Ctrl-C stops both.
-# (`coinfold demo`, with seeded users, replaces this once it exists: docs/ARCHITECTURE.md.)
+# The run command: builds the `coinfold` binary (release) and runs `coinfold demo`,
+# which brings the local services up (deploy/local/up.sh, idempotent), applies the
+# migrations, runs every role in one process on the shipped market and news
+# recordings, seeds two users through the GraphQL API and prints what moves, until
+# Ctrl-C. Arguments go to `coinfold demo` (e.g. --speed 10, --for-seconds 120).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-deploy/local/up.sh
-# shellcheck source=/dev/null
-source .local/env
-
-cargo build --release --locked -p coinfold-api --bin coinfold
-bin=target/release/coinfold
-"$bin" migrate
-"$bin" ingest --replay recordings --speed 10 &
-ingest=$!
-trap 'kill -INT "$ingest" 2>/dev/null; wait "$ingest"' EXIT
-"$bin" serve
+if ! command -v cargo >/dev/null; then
+    echo "[demo] cargo is missing: install Rust with rustup first" >&2
+    exit 1
+fi
+# The broker's build needs cmake and libclang; rdkafka's needs a C compiler. up.sh
+# installs them with the services, so run it before the first build.
+bash deploy/local/up.sh
+echo "[demo] building coinfold (release; the first build takes several minutes)"
+cargo build --release --locked --quiet -p coinfold-api --bin coinfold
+exec target/release/coinfold demo --no-up "$@"

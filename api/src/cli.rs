@@ -1,5 +1,6 @@
-//! The `coinfold` command line. Each subcommand is here only once it works; see
-//! `docs/ARCHITECTURE.md` for the ones still planned (relay, all, import, demo).
+//! The `coinfold` command line: the roles (`serve`, `project`, `ingest`, `relay`, and
+//! `all` of them in one process), `demo`, and the tools (`migrate`, `history`,
+//! `import`, `projections`, `replay`).
 
 use std::path::PathBuf;
 
@@ -81,6 +82,50 @@ pub enum Command {
         #[arg(long)]
         for_seconds: Option<u64>,
     },
+    /// Publish the outbox to `coinfold.domain-events` (one relay publishes at a time;
+    /// start more for availability).
+    Relay,
+    /// Every role in one process: the API, the projection workers, ingest and the
+    /// relay. The single-machine default.
+    All {
+        /// Replay these recordings (files or folders of *.jsonl) instead of the live
+        /// endpoints; may be given several times.
+        #[arg(long)]
+        replay: Vec<PathBuf>,
+        /// Playback speed of the recordings.
+        #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+        speed: f64,
+    },
+    /// The whole system on this machine: brings the local services up
+    /// (deploy/local/up.sh), migrates, runs every role with the recorded feeds, seeds
+    /// two users with portfolios, trades and alerts, and prints what moves.
+    Demo {
+        /// The recordings to play.
+        #[arg(long, default_value = "recordings")]
+        recordings: PathBuf,
+        /// Playback speed (the shipped recordings hold 12 minutes of market).
+        #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+        speed: f64,
+        /// Do not run deploy/local/up.sh (the services are already up and the
+        /// environment names them).
+        #[arg(long)]
+        no_up: bool,
+        /// Seconds between status lines.
+        #[arg(long, default_value_t = 10)]
+        every: u64,
+        /// Stop after this many seconds (default: run until interrupted).
+        #[arg(long)]
+        for_seconds: Option<u64>,
+    },
+    /// Import a CSV export of trades into a portfolio, all or none (as the operator).
+    Import {
+        file: PathBuf,
+        #[arg(long, value_parser = parse_format)]
+        format: coinfold_commands::import::ImportFormat,
+        /// The portfolio's id.
+        #[arg(long)]
+        portfolio: Uuid,
+    },
     /// Run the projection workers (each read model's fold) and the alert evaluator.
     Project {
         /// Run only these (a projection's name or `alert-evaluator`); may be repeated.
@@ -148,6 +193,10 @@ fn parse_speed(text: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_format(text: &str) -> Result<coinfold_commands::import::ImportFormat, String> {
+    text.parse()
+}
+
 fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(text, &Rfc3339)
         .map(|t| t.to_offset(time::UtcOffset::UTC))
@@ -159,6 +208,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Replay { command } = cli.command {
         telemetry::init("info", std::io::stderr);
         return replay(command).await;
+    }
+    // The demo brings the services up before it reads the settings they complete.
+    if let Command::Demo {
+        recordings,
+        speed,
+        no_up,
+        every,
+        for_seconds,
+    } = cli.command
+    {
+        return crate::demo::run(crate::demo::DemoOptions {
+            config_dir: cli.config_dir,
+            recordings,
+            speed,
+            up: !no_up,
+            every: std::time::Duration::from_secs(every.max(1)),
+            for_seconds,
+        })
+        .await;
     }
     let settings = Settings::load(&cli.config_dir)
         .with_context(|| format!("loading settings from {}", cli.config_dir.display()))?;
@@ -193,7 +261,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Replay { .. } => Ok(()),
+        Command::Replay { .. } | Command::Demo { .. } => Ok(()),
+        Command::Relay => {
+            telemetry::init("info,coinfold=info", std::io::stdout);
+            crate::roles::relay(&settings, stop_on_signal()).await
+        }
+        Command::All { replay, speed } => {
+            telemetry::init("info,coinfold=info", std::io::stdout);
+            crate::roles::all(
+                settings,
+                crate::roles::Feeds { replay, speed },
+                stop_on_signal(),
+                None,
+            )
+            .await
+        }
+        Command::Import {
+            file,
+            format,
+            portfolio,
+        } => {
+            telemetry::init("warn", std::io::stderr);
+            import(&settings, &file, format, portfolio).await
+        }
         Command::Ingest {
             replay,
             speed,
@@ -204,13 +294,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Project { only } => {
             telemetry::init("info,coinfold=info", std::io::stdout);
-            let cancel = tokio_util::sync::CancellationToken::new();
-            let stop = cancel.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                stop.cancel();
-            });
-            crate::project::run(&settings, &only, cancel).await
+            crate::project::run(&settings, &only, stop_on_signal()).await
         }
         Command::Projections { command } => {
             telemetry::init("warn", std::io::stderr);
@@ -233,7 +317,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
     let url = settings.database.url.expose_secret();
     let database = settings
@@ -289,47 +373,15 @@ async fn ingest(
     speed: f64,
     for_seconds: Option<u64>,
 ) -> anyhow::Result<()> {
-    use coinfold_projections::ingest::run::{self as ingest, KafkaTarget, Plan};
-    use tokio_util::sync::CancellationToken;
-
-    let (plan, servers) = if replay.is_empty() {
-        (
-            Plan::live(&settings.ingest).map_err(anyhow::Error::msg)?,
-            Vec::new(),
-        )
-    } else {
-        Plan::replay(replay, speed, &settings.ingest)
-            .await
-            .map_err(anyhow::Error::msg)?
-    };
-    for server in &servers {
-        tracing::info!(url = %server.url(), feed = ?server.playback().file().header.feed, "replaying");
+    let cancel = stop_on_signal();
+    if let Some(seconds) = for_seconds {
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+            stop.cancel();
+        });
     }
-    let cancel = CancellationToken::new();
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        match for_seconds {
-            Some(seconds) => {
-                tokio::select! {
-                    () = shutdown_signal() => {}
-                    () = tokio::time::sleep(std::time::Duration::from_secs(seconds)) => {}
-                }
-            }
-            None => shutdown_signal().await,
-        }
-        stop.cancel();
-    });
-    let kafka = KafkaTarget {
-        brokers: settings.kafka.brokers.clone(),
-        client_id: settings.kafka.client_id.clone(),
-        topic_prefix: settings.kafka.topic_prefix.clone(),
-    };
-    let report = ingest::run(plan, &kafka, cancel, std::time::Duration::from_secs(10))
-        .await
-        .context("ingest failed")?;
-    for server in servers {
-        server.stop().await;
-    }
+    let report = crate::roles::ingest(settings, replay, speed, cancel).await?;
     let produced = report.produced;
     println!(
         "ingest: produced {} ticks, {} coins, {} articles, {} dead letters; scored {} articles",
@@ -350,6 +402,72 @@ async fn ingest(
             s.sequence_gaps,
             s.rate_limited
         );
+    }
+    Ok(())
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM.
+pub fn stop_on_signal() -> tokio_util::sync::CancellationToken {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    cancel
+}
+
+/// `coinfold import`: the file's trades into the portfolio as one command.
+async fn import(
+    settings: &Settings,
+    file: &std::path::Path,
+    format: coinfold_commands::import::ImportFormat,
+    portfolio: Uuid,
+) -> anyhow::Result<()> {
+    use coinfold_commands::event_store::PgEventRepository;
+    use coinfold_commands::service::{Actor, CommandContext, CommandOptions, CommandService};
+    use coinfold_domain::portfolio::{Portfolio, PortfolioCommand};
+
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let pool = crate::project::connect(settings, 2).await?;
+    let service: CommandService<Portfolio> = CommandService::new(
+        PgEventRepository::new(pool, &settings.kafka.topic_prefix),
+        (),
+        CommandOptions::default(),
+    );
+    let id = portfolio.to_string();
+    let loaded = service.load(&id).await.context("loading the portfolio")?;
+    let state = loaded
+        .state()
+        .with_context(|| format!("no portfolio {portfolio}"))?;
+    let parsed = coinfold_commands::import::parse(format, &text, portfolio, &state.currency)
+        .with_context(|| format!("{} was not imported", file.display()))?;
+    let lines: Vec<u64> = parsed.trades.iter().map(|(line, _)| *line).collect();
+    let trades: Vec<_> = parsed.trades.into_iter().map(|(_, t)| t).collect();
+    let count = trades.len();
+    let context = CommandContext::new(Actor::System("cli:import".to_owned()));
+    let outcome = service
+        .execute(&id, PortfolioCommand::ImportTrades { trades }, &context)
+        .await
+        .map_err(|error| match error {
+            coinfold_commands::service::CommandError::Rejected(
+                coinfold_domain::portfolio::PortfolioError::Import { index, error },
+            ) => anyhow::anyhow!(
+                "{} was not imported: line {}: {error}",
+                file.display(),
+                lines.get(index).copied().unwrap_or(0)
+            ),
+            other => anyhow::Error::new(other).context("the import failed"),
+        })?;
+    println!(
+        "imported {} trade(s) into {portfolio}; {} already recorded; {} line(s) skipped",
+        outcome.events,
+        count - outcome.events,
+        parsed.skipped.len()
+    );
+    for skipped in parsed.skipped {
+        println!("  line {}: {}", skipped.line, skipped.reason);
     }
     Ok(())
 }

@@ -9,6 +9,10 @@
 //!   migrations; idempotent), `serve`, `history PORTFOLIO [--as-of T]` (its text made
 //!   by [`history_view`]), `ingest`, `replay`, `project` and `projections
 //!   status [--partitions]|rebuild NAME`.
+//! - [`roles`]: `relay`, `ingest`, and `all` (API, projections, ingest and relay in
+//!   one process, one cancellation); [`demo`]: `coinfold demo`, which brings the local
+//!   services up, runs `all` on the recordings, seeds two users through the API and
+//!   prints what moves.
 //! - [`project`]: the `project` role (each projection a task restarted from its
 //!   checkpoint, the alert evaluator beside them, its triggers through the command
 //!   service) and the `projections` commands' output (status table, progress bar).
@@ -30,17 +34,20 @@
 //!   a channel.
 //! - [`rate_limit`]: requests per minute per address and per user, counted in Redis.
 //!
-//! Still to come with the API issue: `/metrics`, `relay` as a role of its own, `all`
-//! and `demo`.
+//! - [`metrics`]: `/metrics` for Prometheus: GraphQL requests and latency per
+//!   operation, open subscriptions, projection lag and the outbox backlog.
 
 pub mod auth;
 pub mod cli;
+pub mod demo;
 pub mod graphql;
 pub mod history_view;
 pub mod hub;
+pub mod metrics;
 pub mod project;
 pub mod rate_limit;
 pub mod readiness;
+pub mod roles;
 pub mod routes;
 pub mod settings;
 pub mod startup;

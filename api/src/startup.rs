@@ -35,6 +35,7 @@ use crate::auth::refresh::RefreshTokens;
 use crate::auth::tokens::AccessTokens;
 use crate::graphql::{self, Api, GraphqlState, Limits};
 use crate::hub::Hub;
+use crate::metrics::MetricsState;
 use crate::rate_limit::RateLimiter;
 use crate::readiness::Dependencies;
 use crate::routes;
@@ -63,6 +64,11 @@ impl App {
             .context("cannot use redis.url")?;
         let kafka = Arc::new(kafka_admin(&settings.kafka)?);
         let graphql = graphql_state(settings, db.clone(), redis.clone())?;
+        let metrics = MetricsState {
+            db: db.clone(),
+            brokers: settings.kafka.brokers.clone(),
+            topic_prefix: settings.kafka.topic_prefix.clone(),
+        };
         let state = AppState {
             dependencies: Dependencies {
                 db,
@@ -73,7 +79,7 @@ impl App {
         };
         Ok(Self {
             listener,
-            router: router(state, graphql, &settings.graphql.cors_origins),
+            router: router(state, graphql, metrics, &settings.graphql.cors_origins),
         })
     }
 
@@ -141,7 +147,14 @@ fn graphql_state(
     })
 }
 
-fn router(state: AppState, graphql: GraphqlState, cors_origins: &[String]) -> Router {
+fn router(
+    state: AppState,
+    graphql: GraphqlState,
+    metrics: MetricsState,
+    cors_origins: &[String],
+) -> Router {
+    // Installed before the first request records anything.
+    crate::metrics::handle();
     let body_limit = RequestBodyLimitLayer::new(graphql.limits.max_body_bytes);
     let mut api = Router::new()
         // POST only: a GET would run mutations too, with passwords and tokens in the URL.
@@ -157,6 +170,11 @@ fn router(state: AppState, graphql: GraphqlState, cors_origins: &[String]) -> Ro
         .route("/health", get(routes::health))
         .route("/ready", get(routes::ready))
         .with_state(state)
+        .merge(
+            Router::new()
+                .route("/metrics", get(crate::metrics::render))
+                .with_state(metrics),
+        )
         .merge(api)
         .layer(
             // The path only: query strings may carry tokens.

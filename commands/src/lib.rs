@@ -28,11 +28,13 @@
 //!   the event that claims them, so two users can never hold one.
 //! - [`users`]: the user commands that need a secret or a check across users.
 //!
-//! Still to come (issue 3): the Alert aggregate and its service.
+//! - [`import`]: Binance and Coinbase CSV exports and the generic format read into
+//!   the trades of one `ImportTrades` command; a bad row is named by line and column.
 
 pub mod credentials;
 pub mod event_store;
 pub mod history;
+pub mod import;
 pub mod reservations;
 pub mod service;
 pub mod store;

@@ -34,6 +34,10 @@
 //!   in USD and its owner's base currency, its value over time, the market overview,
 //!   coin search and a coin's sentiment.
 //!
+//! - [`relay`]: the `relay` role, which publishes the event store's outbox to
+//!   `coinfold.domain-events` (at least once, in order per aggregate, one relay at a
+//!   time by an advisory lock).
+//!
 //! - [`alerting`]: the alert evaluator, a worker on the tick stream that sends
 //!   `TriggerAlert` through an injected [`alerting::AlertTrigger`].
 
@@ -43,4 +47,5 @@ pub mod ingest;
 pub mod models;
 pub mod projection;
 pub mod queries;
+pub mod relay;
 pub mod sentiment;

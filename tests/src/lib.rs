@@ -25,6 +25,8 @@ use coinfold_api::{project, telemetry};
 use coinfold_domain::values::{CoinSymbol, Price, QuoteCurrency};
 use coinfold_projections::ingest::producer::{ensure_topics, producer_config};
 use coinfold_projections::ingest::{Source, TICK_SCHEMA, Tick, TickKind};
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -313,6 +315,46 @@ pub async fn spawn_app_with(pool: &PgPool, customize: impl FnOnce(&mut Settings)
             .expect("an HTTP client"),
         _stop: stop,
     }
+}
+
+/// Reads `topic` from the start with a group of its own until `count` messages have
+/// come, or fails after `timeout`.
+pub async fn consume(
+    brokers: &str,
+    topics: &TestTopics,
+    topic: &str,
+    count: usize,
+    timeout: Duration,
+) -> Vec<rdkafka::message::OwnedMessage> {
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", topics.group(&format!("check-{topic}")))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    consumer.subscribe(&[topic]).expect("subscribed");
+    let mut messages = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while messages.len() < count {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, consumer.recv()).await {
+            Ok(Ok(message)) => messages.push(message.detach()),
+            Ok(Err(error)) => panic!("consuming {topic}: {error}"),
+            Err(_) => panic!(
+                "{topic}: {} of {count} messages after {timeout:?}",
+                messages.len()
+            ),
+        }
+    }
+    // Nothing more than expected arrives.
+    if let Ok(Ok(extra)) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await {
+        panic!(
+            "{topic}: an unexpected extra message: {:?}",
+            extra.key().map(String::from_utf8_lossy)
+        );
+    }
+    messages
 }
 
 /// A loopback address where nothing listens: bind port 0, note it, let it go.

@@ -358,6 +358,11 @@ async fn another_users_ids_answer_not_found_everywhere(pool: PgPool) {
             json!({ "p": bobs, "t": trade_id }),
         ),
         (
+            "importTrades.portfolioId",
+            "mutation($p: ID!, $csv: String!) { importTrades(portfolioId: $p, format: GENERIC, csv: $csv) { imported } }",
+            json!({ "p": portfolio, "csv": "executed_at,side,coin,quantity,price\n2026-01-01T00:00:00Z,buy,BTC,1,100\n" }),
+        ),
+        (
             "transferIn.portfolioId",
             "mutation($p: ID!) { transferIn(portfolioId: $p, transfer: { coin: \"BTC\", quantity: \"1\", costBasis: \"1\", executedAt: \"2026-01-01T00:00:00Z\" }) { id } }",
             json!({ "p": portfolio }),

@@ -21,9 +21,7 @@ use coinfold_projections::ingest::synth::{self, SynthConfig};
 use coinfold_projections::ingest::websocket::WebsocketSettings;
 use coinfold_projections::ingest::{DEAD_LETTER_TOPIC, SENTIMENT_TOPIC, TICKS_TOPIC, Tick};
 use coinfold_projections::sentiment::worker::ScoredArticle;
-use coinfold_tests::{TestTopics, test_settings};
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use coinfold_tests::{TestTopics, consume, test_settings};
 use rdkafka::message::{Headers, Message};
 use tokio_util::sync::CancellationToken;
 
@@ -39,46 +37,6 @@ fn websocket() -> WebsocketSettings {
             max_ms: 500,
         },
     }
-}
-
-/// Reads `topic` from the start with a group of its own until `count` messages have
-/// come, or fails after `timeout`.
-async fn consume(
-    brokers: &str,
-    topics: &TestTopics,
-    topic: &str,
-    count: usize,
-    timeout: Duration,
-) -> Vec<rdkafka::message::OwnedMessage> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", topics.group(&format!("check-{topic}")))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("a consumer");
-    consumer.subscribe(&[topic]).expect("subscribed");
-    let mut messages = Vec::new();
-    let deadline = tokio::time::Instant::now() + timeout;
-    while messages.len() < count {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match tokio::time::timeout(left, consumer.recv()).await {
-            Ok(Ok(message)) => messages.push(message.detach()),
-            Ok(Err(error)) => panic!("consuming {topic}: {error}"),
-            Err(_) => panic!(
-                "{topic}: {} of {count} messages after {timeout:?}",
-                messages.len()
-            ),
-        }
-    }
-    // Nothing more than expected arrives.
-    if let Ok(Ok(extra)) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await {
-        panic!(
-            "{topic}: an unexpected extra message: {:?}",
-            extra.key().map(String::from_utf8_lossy)
-        );
-    }
-    messages
 }
 
 fn by_source_and_coin<'a>(

@@ -125,6 +125,7 @@ pub fn schema(api: Arc<Api>, hub: Hub, limits: Limits) -> CoinfoldSchema {
     )
     .data(api)
     .data(hub)
+    .extension(crate::metrics::Observe)
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
     .finish()
@@ -367,6 +368,7 @@ pub async fn ws_handler(
 
 /// 429 with `RATE_LIMITED`, as a GraphQL error and a `Retry-After` header.
 fn rate_limited(retry_after: u64) -> Response {
+    metrics::counter!("coinfold_graphql_rate_limited_total").increment(1);
     let error = ApiError::RateLimited {
         retry_after_seconds: retry_after,
     };

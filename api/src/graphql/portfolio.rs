@@ -11,6 +11,7 @@
 use async_graphql::connection::{Connection, OpaqueCursor};
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use coinfold_commands::history::{AsOf, Loaded, history, load_as_of};
+use coinfold_commands::import::{self, ImportFormat};
 use coinfold_commands::upcasting::{upcast_payload, upcasters_for};
 use coinfold_domain::portfolio::{
     CostBasisMethod, Portfolio, PortfolioCommand, PortfolioError, Record, Side, Trade, TransferIn,
@@ -696,6 +697,47 @@ pub struct TransferOutInput {
     pub note: Option<String>,
 }
 
+/// The export an `importTrades` CSV comes from.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Serialize)]
+#[graphql(name = "ImportFormat")]
+pub enum ImportFormatInput {
+    /// Binance's Spot trade history.
+    Binance,
+    /// Coinbase's transaction history.
+    Coinbase,
+    /// coinfold's own columns: executed_at, side, coin, quantity, price, and optionally
+    /// quote, fee, external_id, note.
+    Generic,
+}
+
+impl From<ImportFormatInput> for ImportFormat {
+    fn from(format: ImportFormatInput) -> Self {
+        match format {
+            ImportFormatInput::Binance => ImportFormat::Binance,
+            ImportFormatInput::Coinbase => ImportFormat::Coinbase,
+            ImportFormatInput::Generic => ImportFormat::Generic,
+        }
+    }
+}
+
+/// What an import stored.
+#[derive(SimpleObject)]
+pub struct ImportResult {
+    pub receipt: Receipt,
+    /// Trades recorded now.
+    pub imported: i32,
+    /// Trades the portfolio already held (same external id), not recorded again.
+    pub already_recorded: i32,
+    /// Lines that hold no trade (a Coinbase send, receive or conversion).
+    pub skipped: Vec<SkippedLine>,
+}
+
+#[derive(SimpleObject)]
+pub struct SkippedLine {
+    pub line: i32,
+    pub reason: String,
+}
+
 /// A value of an input field, or VALIDATION naming the field.
 pub(crate) fn field<T>(name: &str, value: Result<T, ValueError>) -> Result<T, ApiError> {
     value.map_err(|e| ApiError::validation(name, e.to_string()))
@@ -713,6 +755,8 @@ pub(crate) fn portfolio_refusal(error: PortfolioError) -> ApiError {
             ApiError::validation("externalId", error.to_string())
         }
         PortfolioError::Accounting(_) => ApiError::validation("quantity", error.to_string()),
+        PortfolioError::ImportSize => ApiError::validation("csv", error.to_string()),
+        PortfolioError::Import { error, .. } => portfolio_refusal(*error),
         PortfolioError::AlreadyCreated
         | PortfolioError::Archived
         | PortfolioError::DuplicateEntry(_)
@@ -747,6 +791,34 @@ async fn new_entry(
         idempotency_key,
     )?;
     Ok((coin, id))
+}
+
+/// VALIDATION naming the first line whose coin the market does not know.
+async fn unknown_coins(ctx: &Context<'_>, trades: &[(u64, Trade)]) -> Result<(), ApiError> {
+    let mut coins: Vec<&str> = trades.iter().map(|(_, t)| t.coin.as_str()).collect();
+    coins.sort_unstable();
+    coins.dedup();
+    let known: Vec<String> = sqlx::query_scalar(
+        "SELECT coin FROM read.latest_prices WHERE coin = ANY($1) \
+         UNION SELECT coin FROM read.coins WHERE coin = ANY($1)",
+    )
+    .bind(&coins)
+    .fetch_all(&api(ctx).pool)
+    .await
+    .map_err(ApiError::internal)?;
+    match trades
+        .iter()
+        .find(|(_, t)| !known.iter().any(|k| k == t.coin.as_str()))
+    {
+        Some((line, trade)) => Err(ApiError::validation(
+            &format!("line {line}"),
+            format!(
+                "coin: unknown coin {}: the market has no price for it",
+                trade.coin
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A coin the market knows, or VALIDATION naming `name`.
@@ -937,6 +1009,86 @@ impl PortfolioMutation {
         )
         .await
         .map(|r| r.with_entry(trade_id))
+    }
+
+    /// Imports the trades of a CSV export (`format`: BINANCE, COINBASE or GENERIC; the
+    /// columns are documented in `coinfold_commands::import`), all or none: the first
+    /// bad row answers VALIDATION with `extensions.field` = `line N` and nothing is
+    /// stored. Trades already recorded (same external id) are skipped, so importing
+    /// a file twice records it once.
+    async fn import_trades(
+        &self,
+        ctx: &Context<'_>,
+        portfolio_id: ID,
+        format: ImportFormatInput,
+        csv: String,
+        idempotency_key: Option<String>,
+    ) -> Result<ImportResult, ApiError> {
+        let principal = require_user(ctx)?;
+        let api = api(ctx);
+        let id = parse_id(&portfolio_id)?.to_string();
+        // Owner first: another user's portfolio is NOT_FOUND whatever the file holds.
+        let aggregate = api
+            .portfolios
+            .load(&id)
+            .await
+            .map_err(|e| command_error(e, portfolio_refusal))?;
+        let state = aggregate
+            .state()
+            .filter(|state| state.owner_id == principal.user_id)
+            .ok_or(ApiError::NotFound("portfolio"))?;
+        let parsed = import::parse(format.into(), &csv, state.portfolio_id, &state.currency)
+            .map_err(|e| {
+                ApiError::validation(
+                    &format!("line {}", e.line),
+                    format!("{}: {}", e.column, e.message),
+                )
+            })?;
+        unknown_coins(ctx, &parsed.trades).await?;
+        let lines: Vec<u64> = parsed.trades.iter().map(|(line, _)| *line).collect();
+        let trades: Vec<Trade> = parsed.trades.into_iter().map(|(_, t)| t).collect();
+        let count = trades.len();
+        let context = user_context(
+            &principal,
+            "importTrades",
+            &(&portfolio_id, format, &csv),
+            idempotency_key,
+        );
+        let outcome = api
+            .portfolios
+            .execute(&id, PortfolioCommand::ImportTrades { trades }, &context)
+            .await
+            .map_err(|e| {
+                command_error(e, |error| match error {
+                    // The refused trade's line instead of its place in the batch.
+                    PortfolioError::Import { index, error } => {
+                        let line = lines.get(index).copied().unwrap_or(0);
+                        match portfolio_refusal(*error) {
+                            ApiError::Validation { field, message } => ApiError::validation(
+                                &format!("line {line}"),
+                                format!("{field}: {message}"),
+                            ),
+                            other => other,
+                        }
+                    }
+                    other => portfolio_refusal(other),
+                })
+            })?;
+        let receipt = Receipt::from(outcome);
+        let imported = usize::try_from(receipt.events).unwrap_or(0);
+        Ok(ImportResult {
+            already_recorded: i32::try_from(count.saturating_sub(imported)).unwrap_or(i32::MAX),
+            imported: i32::try_from(imported).unwrap_or(i32::MAX),
+            skipped: parsed
+                .skipped
+                .into_iter()
+                .map(|s| SkippedLine {
+                    line: i32::try_from(s.line).unwrap_or(i32::MAX),
+                    reason: s.reason,
+                })
+                .collect(),
+            receipt,
+        })
     }
 
     /// Replaces a recorded trade's details; `trade.tradeId` names it.

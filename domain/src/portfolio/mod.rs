@@ -112,6 +112,14 @@ pub enum PortfolioCommand {
     Archive {
         now: OffsetDateTime,
     },
+    /// Records many trades at once (an exchange's export), all or none: one
+    /// `TradeRecorded` per trade, in the order given, each decided on the portfolio as
+    /// the trades before it left it. A trade whose external id is already recorded
+    /// (in the portfolio or earlier in the batch) is skipped, so importing the same file
+    /// twice records it once.
+    ImportTrades {
+        trades: Vec<Trade>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,7 +231,18 @@ pub enum PortfolioError {
     TradeVoided(Uuid),
     #[error(transparent)]
     Accounting(#[from] AccountingError),
+    /// An imported trade was refused: `index` counts from 0 in the batch.
+    #[error("trade {} of the import: {error}", index + 1)]
+    Import {
+        index: usize,
+        error: Box<PortfolioError>,
+    },
+    #[error("an import holds at least one trade and at most {MAX_IMPORT}")]
+    ImportSize,
 }
+
+/// Most trades one import may hold.
+pub const MAX_IMPORT: usize = 100_000;
 
 /// One ledger entry as stored in the aggregate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -547,7 +566,35 @@ impl Portfolio {
             PortfolioCommand::Archive { now } => Ok(vec![PortfolioEvent::Archived {
                 archived_at: utc(now),
             }]),
+            PortfolioCommand::ImportTrades { trades } => self.import(trades),
         }
+    }
+
+    /// Decides each trade on a working copy that has applied the ones before it.
+    fn import(&self, trades: Vec<Trade>) -> Result<Vec<PortfolioEvent>, PortfolioError> {
+        if trades.is_empty() || trades.len() > MAX_IMPORT {
+            return Err(PortfolioError::ImportSize);
+        }
+        let mut working = self.clone();
+        let mut events = Vec::with_capacity(trades.len());
+        for (index, trade) in trades.into_iter().enumerate() {
+            match working.decide(PortfolioCommand::RecordTrade { trade }) {
+                Ok(decided) => {
+                    for event in decided {
+                        working.evolve(&event);
+                        events.push(event);
+                    }
+                }
+                Err(PortfolioError::DuplicateExternalId(_)) => {}
+                Err(error) => {
+                    return Err(PortfolioError::Import {
+                        index,
+                        error: Box::new(error),
+                    });
+                }
+            }
+        }
+        Ok(events)
     }
 
     pub fn evolve(&mut self, event: &PortfolioEvent) {

@@ -1080,3 +1080,65 @@ fn positions_sum_lots_and_realized_gains_by_hand() {
     assert_eq!(invested, dec!(401));
     assert_eq!(Portfolio::default().positions().unwrap(), (vec![], dec!(0)));
 }
+
+#[test]
+fn an_import_records_in_order_skips_what_is_held_and_refuses_all_on_one_bad_trade() {
+    let mut p = given(vec![created()]);
+    let mut held = buy(1, dec!(1), dec!(100), 1);
+    held.external_id = Some(ExternalId::parse("x-1").unwrap());
+    recorded(&mut p, held.clone());
+
+    // The held trade again (another id, same external id), a buy, a sell the buy
+    // makes possible, and a repeat inside the batch.
+    let mut again = held.clone();
+    again.trade_id = id(2);
+    let mut twice = buy(5, dec!(9), dec!(1), 5);
+    twice.external_id = Some(ExternalId::parse("x-3").unwrap());
+    let mut first_of_twice = buy(3, dec!(2), dec!(200), 3);
+    first_of_twice.external_id = Some(ExternalId::parse("x-3").unwrap());
+    let events = p
+        .decide(PortfolioCommand::ImportTrades {
+            trades: vec![
+                again,
+                first_of_twice,
+                sell(4, dec!(2.5), dec!(300), 4),
+                twice,
+            ],
+        })
+        .unwrap();
+    let ids: Vec<Uuid> = events
+        .iter()
+        .map(|e| match e {
+            PortfolioEvent::TradeRecorded { trade, .. } => trade.trade_id,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, vec![id(3), id(4)]);
+    // FIFO: the sell of 2.5 took 1 @100 and 1.5 @200: realized 750 - 400 = 350.
+    let PortfolioEvent::TradeRecorded { disposal, .. } = &events[1] else {
+        unreachable!()
+    };
+    assert_eq!(
+        disposal.as_ref().and_then(|d| d.realized_gain),
+        Some(dec!(350))
+    );
+
+    // An oversell in third place refuses the whole import, naming it.
+    let refused = p.decide(PortfolioCommand::ImportTrades {
+        trades: vec![
+            buy(10, dec!(1), dec!(100), 10),
+            buy(11, dec!(1), dec!(100), 11),
+            sell(12, dec!(5), dec!(100), 12),
+        ],
+    });
+    match refused {
+        Err(PortfolioError::Import { index: 2, error }) => {
+            assert!(matches!(*error, PortfolioError::Accounting(_)), "{error:?}");
+        }
+        other => panic!("expected the third trade refused, got {other:?}"),
+    }
+    assert_eq!(
+        p.decide(PortfolioCommand::ImportTrades { trades: vec![] }),
+        Err(PortfolioError::ImportSize)
+    );
+}

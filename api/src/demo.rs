@@ -1,0 +1,582 @@
+//! `coinfold demo`: the whole system on one machine, with something to look at.
+//!
+//! 1. `deploy/local/up.sh` brings PostgreSQL, Redis and the broker up (idempotent), and
+//!    its `.local/env` completes the environment;
+//! 2. the migrations are applied;
+//! 3. `all` runs every role in this process, ingest playing the recordings;
+//! 4. once the market has prices, two users are seeded **through the GraphQL API**, as
+//!    a client would: alice and bob, each with a portfolio, trades (alice's partly by
+//!    `importTrades`), a watchlist and alerts set near the recorded prices so they fire
+//!    while the feed plays; on a second run the users exist and are left as they are;
+//! 5. every few seconds a line shows prices, candles, alerts fired and alice's
+//!    portfolio, read back through the API.
+//!
+//! The process's JSON logs go to `.local/log/coinfold-demo.log`; stdout is for people.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::roles::{self, Feeds};
+use crate::settings::Settings;
+use crate::telemetry;
+
+/// What `coinfold demo` was asked for.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub config_dir: PathBuf,
+    pub recordings: PathBuf,
+    pub speed: f64,
+    /// Run deploy/local/up.sh first.
+    pub up: bool,
+    pub every: Duration,
+    pub for_seconds: Option<u64>,
+}
+
+/// The demo users' password (they are demo accounts on a loopback-only server).
+pub const DEMO_PASSWORD: &str = "demo-password-2026";
+
+/// The coins of the shipped recordings.
+const COINS: [&str; 5] = ["BTC", "ETH", "SOL", "ADA", "DOGE"];
+
+pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
+    let started = Instant::now();
+    say("coinfold demo: every role in one process, on the recorded market feed");
+    if options.up {
+        say("bringing the local services up (deploy/local/up.sh)");
+        let status = std::process::Command::new("bash")
+            .arg("deploy/local/up.sh")
+            .status()
+            .context("running deploy/local/up.sh (run the demo from the repository root)")?;
+        if !status.success() {
+            bail!("deploy/local/up.sh failed ({status})");
+        }
+    }
+    let env = environment(Path::new(".local/env"))?;
+    let settings = Settings::load_with_env(&options.config_dir, env)
+        .with_context(|| format!("loading settings from {}", options.config_dir.display()))?;
+    let log = log_file()?;
+    telemetry::init("info,coinfold=info", std::sync::Mutex::new(log.1));
+    say(&format!("logs (JSON lines): {}", log.0.display()));
+    crate::cli::migrate(&settings).await?;
+
+    let cancel = crate::cli::stop_on_signal();
+    if let Some(seconds) = options.for_seconds {
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            stop.cancel();
+        });
+    }
+    let (address_tx, address_rx) = tokio::sync::oneshot::channel();
+    let feeds = Feeds {
+        replay: vec![options.recordings.clone()],
+        speed: options.speed,
+    };
+    say(&format!(
+        "playing {} at {}x speed; starting the API, projections, ingest and relay",
+        options.recordings.display(),
+        options.speed
+    ));
+    let all = tokio::spawn(roles::all(
+        settings,
+        feeds,
+        cancel.clone(),
+        Some(address_tx),
+    ));
+    let address = match address_rx.await {
+        Ok(address) => address,
+        Err(_) => {
+            return all
+                .await
+                .context("the roles panicked")?
+                .and(Err(anyhow::anyhow!("the API did not start")));
+        }
+    };
+    let show = async {
+        let client = Client::new(address);
+        say(&format!(
+            "API: http://{address}/graphql (GraphiQL at http://{address}/), subscriptions: ws://{address}/graphql/ws"
+        ));
+        say(&format!(
+            "metrics: http://{address}/metrics, health: http://{address}/ready"
+        ));
+        client.wait_for_prices(&cancel).await?;
+        let mut seeded = seed(&client).await?;
+        say(&format!(
+            "sign in as alice or bob, password {DEMO_PASSWORD:?} (demo accounts; the server listens on 127.0.0.1 only)"
+        ));
+        say("try: query { prices(coins: [\"BTC\", \"ETH\"]) { coin price source exchangeTime } }");
+        say(&format!(
+            "ready after {:.1} s; a status line every {} s; Ctrl-C stops",
+            started.elapsed().as_secs_f64(),
+            options.every.as_secs()
+        ));
+        let mut tick = tokio::time::interval(options.every);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return Ok::<(), anyhow::Error>(()),
+                _ = tick.tick() => {}
+            }
+            // Access tokens last 15 minutes: sign in again well before.
+            if seeded.signed_in.elapsed() > Duration::from_secs(600) {
+                seeded.alice = sign_in(&client, "alice").await?.0;
+                seeded.bob = sign_in(&client, "bob").await?.0;
+                seeded.signed_in = Instant::now();
+            }
+            match status_line(&client, &seeded).await {
+                Ok(line) => say(&line),
+                Err(error) => say(&format!("status: {error:#}")),
+            }
+        }
+    };
+    let shown = tokio::select! {
+        shown = show => shown,
+        () = cancel.cancelled() => Ok(()),
+    };
+    if let Err(error) = &shown {
+        say(&format!("the demo stops: {error:#}"));
+    }
+    cancel.cancel();
+    let stopped = all.await.context("the roles panicked")?;
+    say("stopped");
+    shown.and(stopped)
+}
+
+fn say(line: &str) {
+    println!("[demo] {line}");
+}
+
+/// The process's variables, completed by `.local/env` (`export NAME='value'` lines)
+/// where they do not already say.
+fn environment(file: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let mut env: HashMap<String, String> = std::env::vars().collect();
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Ok(env);
+    };
+    for line in text.lines() {
+        let Some((name, value)) = line
+            .trim()
+            .strip_prefix("export ")
+            .and_then(|rest| rest.split_once('='))
+        else {
+            continue;
+        };
+        let value = value.trim().trim_matches('\'').to_owned();
+        env.entry(name.trim().to_owned()).or_insert(value);
+    }
+    Ok(env)
+}
+
+fn log_file() -> anyhow::Result<(PathBuf, std::fs::File)> {
+    let dir = PathBuf::from(".local/log");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("coinfold-demo.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok((path, file))
+}
+
+/// A GraphQL client of the demo's own API.
+struct Client {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Client {
+    fn new(address: SocketAddr) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            url: format!("http://{address}/graphql"),
+        }
+    }
+
+    /// The `data` of a request, or an error with the first GraphQL error's message.
+    async fn call(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let body: Value = request
+            .send()
+            .await
+            .context("calling the API")?
+            .json()
+            .await
+            .context("reading the API's answer")?;
+        if let Some(error) = body.pointer("/errors/0") {
+            bail!(
+                "{} ({})",
+                error["message"].as_str().unwrap_or("error"),
+                error
+                    .pointer("/extensions/code")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+            );
+        }
+        Ok(body["data"].clone())
+    }
+
+    /// Waits until every recorded coin has a price.
+    async fn wait_for_prices(&self, cancel: &CancellationToken) -> anyhow::Result<()> {
+        say("waiting for the first prices of BTC, ETH, SOL, ADA and DOGE");
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let priced = self
+                .call(
+                    None,
+                    "query($c: [String!]!) { prices(coins: $c) { coin } }",
+                    json!({ "c": COINS }),
+                )
+                .await
+                .map(|data| data["prices"].as_array().map_or(0, Vec::len))
+                .unwrap_or(0);
+            if priced == COINS.len() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("no prices after 180 s: is the broker up? see .local/log/coinfold-demo.log");
+            }
+            tokio::select! {
+                () = cancel.cancelled() => bail!("stopped"),
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    async fn prices(&self) -> anyhow::Result<HashMap<String, Decimal>> {
+        let data = self
+            .call(
+                None,
+                "query($c: [String!]!) { prices(coins: $c) { coin price } }",
+                json!({ "c": COINS }),
+            )
+            .await?;
+        Ok(data["prices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                Some((
+                    p["coin"].as_str()?.to_owned(),
+                    p["price"].as_str()?.parse().ok()?,
+                ))
+            })
+            .collect())
+    }
+}
+
+/// What the status lines read.
+struct Seeded {
+    alice: String,
+    bob: String,
+    alice_portfolio: String,
+    signed_in: Instant,
+}
+
+/// A demo user: signed in (registered on the first run).
+async fn sign_in(client: &Client, name: &str) -> anyhow::Result<(String, bool)> {
+    const AUTH: &str = "accessToken";
+    let registered = client
+        .call(
+            None,
+            "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
+            json!({ "i": { "username": name, "email": format!("{name}@demo.coinfold.invalid"), "password": DEMO_PASSWORD } }),
+        )
+        .await;
+    match registered {
+        Ok(data) => Ok((
+            data["register"][AUTH]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            true,
+        )),
+        Err(_) => {
+            let data = client
+                .call(
+                    None,
+                    "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+                    json!({ "i": { "login": name, "password": DEMO_PASSWORD } }),
+                )
+                .await
+                .with_context(|| {
+                    format!("{name} exists but cannot sign in with the demo password")
+                })?;
+            Ok((
+                data["login"][AUTH].as_str().unwrap_or_default().to_owned(),
+                false,
+            ))
+        }
+    }
+}
+
+async fn seed(client: &Client) -> anyhow::Result<Seeded> {
+    let prices = client.prices().await?;
+    let price = |coin: &str| prices.get(coin).copied().unwrap_or(Decimal::ONE);
+    // Thresholds a little off the first price, so they fire as the recording moves
+    // (BTC falls about 1 %, ETH and SOL rise about 1.5 %, DOGE falls about 2 %).
+    let off =
+        |coin: &str, permille: i64| (price(coin) * Decimal::new(1000 + permille, 3)).round_dp(6);
+
+    let (alice, new_alice) = sign_in(client, "alice").await?;
+    let (bob, new_bob) = sign_in(client, "bob").await?;
+    let alice_portfolio = portfolio_of(client, &alice, "Long term", new_alice).await?;
+    let bob_portfolio = portfolio_of(client, &bob, "Alt coins", new_bob).await?;
+    if new_alice {
+        for (side, coin, quantity, price, day) in [
+            ("BUY", "BTC", "0.5", "61000", "2026-01-10"),
+            ("BUY", "ETH", "4", "3100", "2026-02-01"),
+            ("SELL", "BTC", "0.1", "66500", "2026-03-15"),
+        ] {
+            record_trade(
+                client,
+                &alice,
+                &alice_portfolio,
+                side,
+                coin,
+                quantity,
+                price,
+                day,
+            )
+            .await?;
+        }
+        let csv = "executed_at,side,coin,quantity,price,fee,external_id,note\n\
+                   2026-02-03T09:30:00Z,buy,SOL,30,120.50,1.20,demo-sol-1,first SOL\n\
+                   2026-02-20T16:05:00Z,buy,SOL,10,131.00,0.50,demo-sol-2,\n\
+                   2026-03-02T11:45:00Z,sell,SOL,15,144.25,0.75,demo-sol-3,took some profit\n";
+        let imported = client
+            .call(
+                Some(&alice),
+                "mutation($p: ID!, $csv: String!) { importTrades(portfolioId: $p, format: GENERIC, csv: $csv) { imported } }",
+                json!({ "p": alice_portfolio, "csv": csv }),
+            )
+            .await?;
+        say(&format!(
+            "alice: {} trades recorded, {} imported from CSV",
+            3, imported["importTrades"]["imported"]
+        ));
+        watch(client, &alice, &["BTC", "ETH", "SOL"]).await?;
+        alert(
+            client,
+            &alice,
+            "BTC",
+            json!({ "priceBelow": off("BTC", -6) }),
+        )
+        .await?;
+        alert(
+            client,
+            &alice,
+            "ETH",
+            json!({ "priceAbove": off("ETH", 6) }),
+        )
+        .await?;
+    }
+    if new_bob {
+        for (side, coin, quantity, price, day) in [
+            ("BUY", "DOGE", "5000", "0.14", "2026-01-20"),
+            ("BUY", "ADA", "3000", "0.41", "2026-02-11"),
+            ("BUY", "SOL", "20", "135", "2026-03-01"),
+        ] {
+            record_trade(
+                client,
+                &bob,
+                &bob_portfolio,
+                side,
+                coin,
+                quantity,
+                price,
+                day,
+            )
+            .await?;
+        }
+        say("bob: 3 trades recorded");
+        watch(client, &bob, &["DOGE", "ADA"]).await?;
+        alert(client, &bob, "SOL", json!({ "priceAbove": off("SOL", 8) })).await?;
+        alert(
+            client,
+            &bob,
+            "DOGE",
+            json!({ "priceBelow": off("DOGE", -10) }),
+        )
+        .await?;
+    }
+    if !new_alice && !new_bob {
+        say("alice and bob exist already: their portfolios and alerts are kept");
+    }
+    Ok(Seeded {
+        alice,
+        bob,
+        alice_portfolio,
+        signed_in: Instant::now(),
+    })
+}
+
+/// The user's first portfolio, created when `new`.
+async fn portfolio_of(
+    client: &Client,
+    token: &str,
+    name: &str,
+    new: bool,
+) -> anyhow::Result<String> {
+    if new {
+        let data = client
+            .call(
+                Some(token),
+                "mutation($i: CreatePortfolioInput!) { createPortfolio(input: $i) { id } }",
+                json!({ "i": { "name": name } }),
+            )
+            .await?;
+        return Ok(data["createPortfolio"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned());
+    }
+    // The write side answered at once; the read model may lag a moment.
+    for _ in 0..50 {
+        let data = client
+            .call(
+                Some(token),
+                "{ portfolios(first: 1) { nodes { id } } }",
+                json!({}),
+            )
+            .await?;
+        if let Some(id) = data
+            .pointer("/portfolios/nodes/0/id")
+            .and_then(Value::as_str)
+        {
+            return Ok(id.to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("the demo user has no portfolio")
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_trade(
+    client: &Client,
+    token: &str,
+    portfolio: &str,
+    side: &str,
+    coin: &str,
+    quantity: &str,
+    price: &str,
+    day: &str,
+) -> anyhow::Result<()> {
+    client
+        .call(
+            Some(token),
+            "mutation($p: ID!, $t: TradeInput!) { recordTrade(portfolioId: $p, trade: $t) { version } }",
+            json!({ "p": portfolio, "t": {
+                "side": side, "coin": coin, "quantity": quantity, "price": price,
+                "fee": "0", "executedAt": format!("{day}T12:00:00Z"),
+            }}),
+        )
+        .await
+        .with_context(|| format!("recording {side} {quantity} {coin}"))?;
+    Ok(())
+}
+
+async fn watch(client: &Client, token: &str, coins: &[&str]) -> anyhow::Result<()> {
+    for coin in coins {
+        client
+            .call(
+                Some(token),
+                "mutation($c: String!) { addToWatchlist(coin: $c) { version } }",
+                json!({ "c": coin }),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn alert(client: &Client, token: &str, coin: &str, condition: Value) -> anyhow::Result<()> {
+    client
+        .call(
+            Some(token),
+            "mutation($i: CreateAlertInput!) { createAlert(input: $i) { id } }",
+            json!({ "i": { "coin": coin, "condition": condition, "repeat": "RECURRING", "cooldownSeconds": 120 } }),
+        )
+        .await
+        .with_context(|| format!("creating an alert on {coin}"))?;
+    Ok(())
+}
+
+/// `BTC 68,421.13 ETH 3,512.40 … | candles 1m: 9 | alerts fired: 2 | alice: value …`
+async fn status_line(client: &Client, seeded: &Seeded) -> anyhow::Result<String> {
+    let prices = client.prices().await?;
+    let mut line = String::new();
+    for coin in COINS {
+        if let Some(price) = prices.get(coin) {
+            line.push_str(&format!("{coin} {} ", price.round_dp(4).normalize()));
+        }
+    }
+    let candles = client
+        .call(
+            None,
+            "{ candles(coin: \"BTC\", interval: \"1m\", first: 100) { nodes { openTime } } }",
+            json!({}),
+        )
+        .await?;
+    let candles = candles
+        .pointer("/candles/nodes")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let mut fired = 0;
+    for token in [&seeded.alice, &seeded.bob] {
+        let alerts = client
+            .call(
+                Some(token),
+                "{ alerts(first: 100) { nodes { timesTriggered } } }",
+                json!({}),
+            )
+            .await?;
+        fired += alerts
+            .pointer("/alerts/nodes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["timesTriggered"].as_i64())
+            .sum::<i64>();
+    }
+    let summary = client
+        .call(
+            Some(&seeded.alice),
+            "query($p: ID!) { portfolio(id: $p) { summary { usd { value unrealizedGain realizedGain } } } }",
+            json!({ "p": seeded.alice_portfolio }),
+        )
+        .await?;
+    let usd = summary
+        .pointer("/portfolio/summary/usd")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let money = |v: &Value| {
+        v.as_str()
+            .and_then(|s| s.parse::<Decimal>().ok())
+            .map_or_else(|| "?".to_owned(), |d| d.round_dp(2).to_string())
+    };
+    line.push_str(&format!(
+        "| BTC 1m candles {candles} | alerts fired {fired} | alice: value ${} unrealized ${} realized ${}",
+        money(&usd["value"]),
+        money(&usd["unrealizedGain"]),
+        money(&usd["realizedGain"]),
+    ));
+    Ok(line)
+}
