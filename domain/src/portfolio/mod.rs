@@ -115,8 +115,8 @@ pub enum PortfolioCommand {
     /// Records many trades at once (an exchange's export), all or none: one
     /// `TradeRecorded` per trade, in the order given, each decided on the portfolio as
     /// the trades before it left it. A trade whose external id is already recorded
-    /// (in the portfolio or earlier in the batch) is skipped, so importing the same file
-    /// twice records it once.
+    /// (in the portfolio, voided or not, or earlier in the batch) is skipped, so
+    /// importing the same file twice records it once.
     ImportTrades {
         trades: Vec<Trade>,
     },
@@ -576,8 +576,24 @@ impl Portfolio {
             return Err(PortfolioError::ImportSize);
         }
         let mut working = self.clone();
+        // Every external id held, voided trades' too: a trade voided after an import
+        // stays voided when the file is imported again.
+        let mut held: std::collections::HashSet<ExternalId> = self
+            .state
+            .iter()
+            .flat_map(|state| &state.entries)
+            .filter_map(|entry| match &entry.record {
+                Record::Trade(trade) => trade.external_id.clone(),
+                _ => None,
+            })
+            .collect();
         let mut events = Vec::with_capacity(trades.len());
         for (index, trade) in trades.into_iter().enumerate() {
+            if let Some(external) = &trade.external_id
+                && !held.insert(external.clone())
+            {
+                continue;
+            }
             match working.decide(PortfolioCommand::RecordTrade { trade }) {
                 Ok(decided) => {
                     for event in decided {
@@ -585,7 +601,6 @@ impl Portfolio {
                         events.push(event);
                     }
                 }
-                Err(PortfolioError::DuplicateExternalId(_)) => {}
                 Err(error) => {
                     return Err(PortfolioError::Import {
                         index,
