@@ -23,6 +23,9 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use coinfold_projections::ingest::producer::ensure_topics;
+use coinfold_projections::ingest::run::stream_topics;
+
 use crate::roles::{self, Feeds};
 use crate::settings::Settings;
 use crate::telemetry;
@@ -59,8 +62,22 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         }
     }
     let env = environment(Path::new(".local/env"))?;
-    let settings = Settings::load_with_env(&options.config_dir, env)
+    let mut settings = Settings::load_with_env(&options.config_dir, env)
         .with_context(|| format!("loading settings from {}", options.config_dir.display()))?;
+    // The demo's topics are its own, made before any consumer subscribes (one that
+    // subscribes first does not see the topic until its next metadata refresh, minutes
+    // later), with one partition each: on tansu 0.6 a consumer group of a topic whose
+    // partitions stay partly empty (five coins over six) stalls in heartbeat timeouts.
+    if settings.kafka.topic_prefix.is_empty() {
+        settings.kafka.topic_prefix = "demo.".to_owned();
+    }
+    let single: Vec<(String, i32)> = stream_topics(&settings.kafka.topic_prefix)
+        .into_iter()
+        .map(|(topic, _)| (topic, 1))
+        .collect();
+    ensure_topics(&settings.kafka.brokers, &single)
+        .await
+        .context("creating the demo's topics (is the broker up?)")?;
     let log = log_file()?;
     telemetry::init("info,coinfold=info", std::sync::Mutex::new(log.1));
     say(&format!("logs (JSON lines): {}", log.0.display()));

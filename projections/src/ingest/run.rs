@@ -245,6 +245,15 @@ pub struct Report {
     pub articles_scored: u64,
 }
 
+/// Every topic the streams use (ingest's and the sentiment worker's), with its
+/// partition count; ingest creates those missing.
+pub fn stream_topics(prefix: &str) -> Vec<(String, i32)> {
+    let topics = IngestTopics::new(prefix);
+    let mut all = topics.all();
+    all.push((topics.name(SENTIMENT_TOPIC), 3));
+    all
+}
+
 /// Runs the plan until `cancel` fires, then lets the producer deliver what it holds.
 /// Every `report_every`, each connector's counters are logged.
 pub async fn run(
@@ -254,9 +263,7 @@ pub async fn run(
     report_every: Duration,
 ) -> Result<Report, IngestError> {
     let topics = IngestTopics::new(&kafka.topic_prefix);
-    let mut all = topics.all();
-    all.push((topics.name(SENTIMENT_TOPIC), 3));
-    producer::ensure_topics(&kafka.brokers, &all).await?;
+    producer::ensure_topics(&kafka.brokers, &stream_topics(&kafka.topic_prefix)).await?;
     let producer: FutureProducer = producer::producer_config(&kafka.brokers, &kafka.client_id)
         .create()
         .map_err(ProduceError::Create)?;
