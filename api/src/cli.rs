@@ -374,13 +374,7 @@ async fn ingest(
     for_seconds: Option<u64>,
 ) -> anyhow::Result<()> {
     let cancel = stop_on_signal();
-    if let Some(seconds) = for_seconds {
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
-            stop.cancel();
-        });
-    }
+    cancel_after(&cancel, for_seconds);
     let report = crate::roles::ingest(settings, replay, speed, cancel).await?;
     let produced = report.produced;
     println!(
@@ -417,6 +411,17 @@ pub fn stop_on_signal() -> tokio_util::sync::CancellationToken {
     cancel
 }
 
+/// Cancels `cancel` after `seconds`, when given.
+pub fn cancel_after(cancel: &tokio_util::sync::CancellationToken, seconds: Option<u64>) {
+    if let Some(seconds) = seconds {
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+            stop.cancel();
+        });
+    }
+}
+
 /// `coinfold import`: the file's trades into the portfolio as one command.
 async fn import(
     settings: &Settings,
@@ -426,7 +431,7 @@ async fn import(
 ) -> anyhow::Result<()> {
     use coinfold_commands::event_store::PgEventRepository;
     use coinfold_commands::service::{Actor, CommandContext, CommandOptions, CommandService};
-    use coinfold_domain::portfolio::{Portfolio, PortfolioCommand};
+    use coinfold_domain::portfolio::Portfolio;
 
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
@@ -443,27 +448,26 @@ async fn import(
         .with_context(|| format!("no portfolio {portfolio}"))?;
     let parsed = coinfold_commands::import::parse(format, &text, portfolio, &state.currency)
         .with_context(|| format!("{} was not imported", file.display()))?;
-    let lines: Vec<u64> = parsed.trades.iter().map(|(line, _)| *line).collect();
-    let trades: Vec<_> = parsed.trades.into_iter().map(|(_, t)| t).collect();
-    let count = trades.len();
+    let (command, lines) = coinfold_commands::import::command(parsed.trades);
     let context = CommandContext::new(Actor::System("cli:import".to_owned()));
     let outcome = service
-        .execute(&id, PortfolioCommand::ImportTrades { trades }, &context)
+        .execute(&id, command, &context)
         .await
         .map_err(|error| match error {
-            coinfold_commands::service::CommandError::Rejected(
-                coinfold_domain::portfolio::PortfolioError::Import { index, error },
-            ) => anyhow::anyhow!(
-                "{} was not imported: line {}: {error}",
-                file.display(),
-                lines.get(index).copied().unwrap_or(0)
-            ),
+            coinfold_commands::service::CommandError::Rejected(refused) => {
+                match lines.refusal(refused) {
+                    (Some(line), why) => {
+                        anyhow::anyhow!("{} was not imported: line {line}: {why}", file.display())
+                    }
+                    (None, why) => anyhow::anyhow!("{} was not imported: {why}", file.display()),
+                }
+            }
             other => anyhow::Error::new(other).context("the import failed"),
         })?;
     println!(
         "imported {} trade(s) into {portfolio}; {} already recorded; {} line(s) skipped",
         outcome.events,
-        count - outcome.events,
+        lines.count().saturating_sub(outcome.events),
         parsed.skipped.len()
     );
     for skipped in parsed.skipped {

@@ -23,9 +23,6 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use coinfold_projections::ingest::producer::ensure_topics;
-use coinfold_projections::ingest::run::stream_topics;
-
 use crate::roles::{self, Feeds};
 use crate::settings::Settings;
 use crate::telemetry;
@@ -62,35 +59,15 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         }
     }
     let env = environment(Path::new(".local/env"))?;
-    let mut settings = Settings::load_with_env(&options.config_dir, env)
+    let settings = Settings::load_with_env(&options.config_dir, env)
         .with_context(|| format!("loading settings from {}", options.config_dir.display()))?;
-    // The demo's topics are its own, made before any consumer subscribes (one that
-    // subscribes first does not see the topic until its next metadata refresh, minutes
-    // later), with one partition each: on tansu 0.6 a consumer group of a topic whose
-    // partitions stay partly empty (five coins over six) stalls in heartbeat timeouts.
-    if settings.kafka.topic_prefix.is_empty() {
-        settings.kafka.topic_prefix = "demo.".to_owned();
-    }
-    let single: Vec<(String, i32)> = stream_topics(&settings.kafka.topic_prefix)
-        .into_iter()
-        .map(|(topic, _)| (topic, 1))
-        .collect();
-    ensure_topics(&settings.kafka.brokers, &single)
-        .await
-        .context("creating the demo's topics (is the broker up?)")?;
     let log = log_file()?;
     telemetry::init("info,coinfold=info", std::sync::Mutex::new(log.1));
     say(&format!("logs (JSON lines): {}", log.0.display()));
     crate::cli::migrate(&settings).await?;
 
     let cancel = crate::cli::stop_on_signal();
-    if let Some(seconds) = options.for_seconds {
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(seconds)).await;
-            stop.cancel();
-        });
-    }
+    crate::cli::cancel_after(&cancel, options.for_seconds);
     let (address_tx, address_rx) = tokio::sync::oneshot::channel();
     let feeds = Feeds {
         replay: vec![options.recordings.clone()],
@@ -124,7 +101,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         say(&format!(
             "metrics: http://{address}/metrics, health: http://{address}/ready"
         ));
-        client.wait_for_prices(&cancel).await?;
+        if !client.wait_for_prices(&cancel).await? {
+            return Ok(());
+        }
         let mut seeded = seed(&client).await?;
         say(&format!(
             "sign in as alice or bob, password {DEMO_PASSWORD:?} (demo accounts; the server listens on 127.0.0.1 only)"
@@ -251,8 +230,8 @@ impl Client {
         Ok(body["data"].clone())
     }
 
-    /// Waits until every recorded coin has a price.
-    async fn wait_for_prices(&self, cancel: &CancellationToken) -> anyhow::Result<()> {
+    /// Waits until every recorded coin has a price; false when stopped first.
+    async fn wait_for_prices(&self, cancel: &CancellationToken) -> anyhow::Result<bool> {
         say("waiting for the first prices of BTC, ETH, SOL, ADA and DOGE");
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
@@ -266,13 +245,13 @@ impl Client {
                 .map(|data| data["prices"].as_array().map_or(0, Vec::len))
                 .unwrap_or(0);
             if priced == COINS.len() {
-                return Ok(());
+                return Ok(true);
             }
             if Instant::now() > deadline {
                 bail!("no prices after 180 s: is the broker up? see .local/log/coinfold-demo.log");
             }
             tokio::select! {
-                () = cancel.cancelled() => bail!("stopped"),
+                () = cancel.cancelled() => return Ok(false),
                 () = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
@@ -345,105 +324,138 @@ async fn sign_in(client: &Client, name: &str) -> anyhow::Result<(String, bool)> 
     }
 }
 
-async fn seed(client: &Client) -> anyhow::Result<Seeded> {
-    let prices = client.prices().await?;
-    let price = |coin: &str| prices.get(coin).copied().unwrap_or(Decimal::ONE);
-    // Thresholds a little off the first price, so they fire as the recording moves
-    // (BTC falls about 1 %, ETH and SOL rise about 1.5 %, DOGE falls about 2 %).
-    let off =
-        |coin: &str, permille: i64| (price(coin) * Decimal::new(1000 + permille, 3)).round_dp(6);
+/// What one demo user starts with.
+struct Seed {
+    name: &'static str,
+    portfolio: &'static str,
+    /// Side, coin, quantity, price, day.
+    trades: &'static [(
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    )],
+    /// A generic-format CSV imported after the trades.
+    import: Option<&'static str>,
+    watch: &'static [&'static str],
+    /// Coin, condition (`priceAbove` or `priceBelow`), and its distance from the first
+    /// price in thousandths: they fire as the recording moves (BTC falls about 1 %, ETH
+    /// and SOL rise about 1.5 %, DOGE falls about 2 %).
+    alerts: &'static [(&'static str, &'static str, i64)],
+}
 
-    let (alice, new_alice) = sign_in(client, "alice").await?;
-    let (bob, new_bob) = sign_in(client, "bob").await?;
-    let alice_portfolio = portfolio_of(client, &alice, "Long term", new_alice).await?;
-    let bob_portfolio = portfolio_of(client, &bob, "Alt coins", new_bob).await?;
-    if new_alice {
-        for (side, coin, quantity, price, day) in [
+const SEEDS: [Seed; 2] = [
+    Seed {
+        name: "alice",
+        portfolio: "Long term",
+        trades: &[
             ("BUY", "BTC", "0.5", "61000", "2026-01-10"),
             ("BUY", "ETH", "4", "3100", "2026-02-01"),
             ("SELL", "BTC", "0.1", "66500", "2026-03-15"),
-        ] {
-            record_trade(
-                client,
-                &alice,
-                &alice_portfolio,
-                side,
-                coin,
-                quantity,
-                price,
-                day,
-            )
-            .await?;
-        }
-        let csv = "executed_at,side,coin,quantity,price,fee,external_id,note\n\
-                   2026-02-03T09:30:00Z,buy,SOL,30,120.50,1.20,demo-sol-1,first SOL\n\
-                   2026-02-20T16:05:00Z,buy,SOL,10,131.00,0.50,demo-sol-2,\n\
-                   2026-03-02T11:45:00Z,sell,SOL,15,144.25,0.75,demo-sol-3,took some profit\n";
-        let imported = client
-            .call(
-                Some(&alice),
-                "mutation($p: ID!, $csv: String!) { importTrades(portfolioId: $p, format: GENERIC, csv: $csv) { imported } }",
-                json!({ "p": alice_portfolio, "csv": csv }),
-            )
-            .await?;
-        say(&format!(
-            "alice: {} trades recorded, {} imported from CSV",
-            3, imported["importTrades"]["imported"]
-        ));
-        watch(client, &alice, &["BTC", "ETH", "SOL"]).await?;
-        alert(
-            client,
-            &alice,
-            "BTC",
-            json!({ "priceBelow": off("BTC", -6) }),
-        )
-        .await?;
-        alert(
-            client,
-            &alice,
-            "ETH",
-            json!({ "priceAbove": off("ETH", 6) }),
-        )
-        .await?;
-    }
-    if new_bob {
-        for (side, coin, quantity, price, day) in [
+        ],
+        import: Some(
+            "executed_at,side,coin,quantity,price,fee,external_id,note\n\
+             2026-02-03T09:30:00Z,buy,SOL,30,120.50,1.20,demo-sol-1,first SOL\n\
+             2026-02-20T16:05:00Z,buy,SOL,10,131.00,0.50,demo-sol-2,\n\
+             2026-03-02T11:45:00Z,sell,SOL,15,144.25,0.75,demo-sol-3,took some profit\n",
+        ),
+        watch: &["BTC", "ETH", "SOL"],
+        alerts: &[("BTC", "priceBelow", -6), ("ETH", "priceAbove", 6)],
+    },
+    Seed {
+        name: "bob",
+        portfolio: "Alt coins",
+        trades: &[
             ("BUY", "DOGE", "5000", "0.14", "2026-01-20"),
             ("BUY", "ADA", "3000", "0.41", "2026-02-11"),
             ("BUY", "SOL", "20", "135", "2026-03-01"),
-        ] {
-            record_trade(
-                client,
-                &bob,
-                &bob_portfolio,
-                side,
-                coin,
-                quantity,
-                price,
-                day,
-            )
-            .await?;
-        }
-        say("bob: 3 trades recorded");
-        watch(client, &bob, &["DOGE", "ADA"]).await?;
-        alert(client, &bob, "SOL", json!({ "priceAbove": off("SOL", 8) })).await?;
-        alert(
-            client,
-            &bob,
-            "DOGE",
-            json!({ "priceBelow": off("DOGE", -10) }),
-        )
-        .await?;
-    }
-    if !new_alice && !new_bob {
-        say("alice and bob exist already: their portfolios and alerts are kept");
-    }
+        ],
+        import: None,
+        watch: &["DOGE", "ADA"],
+        alerts: &[("SOL", "priceAbove", 8), ("DOGE", "priceBelow", -10)],
+    },
+];
+
+async fn seed(client: &Client) -> anyhow::Result<Seeded> {
+    let prices = client.prices().await?;
+    let (alice, alice_portfolio) = seed_user(client, &SEEDS[0], &prices).await?;
+    let (bob, _) = seed_user(client, &SEEDS[1], &prices).await?;
     Ok(Seeded {
         alice,
         bob,
         alice_portfolio,
         signed_in: Instant::now(),
     })
+}
+
+/// Signs the user in (registering and seeding them on the first run); their token and
+/// portfolio.
+async fn seed_user(
+    client: &Client,
+    seed: &Seed,
+    prices: &HashMap<String, Decimal>,
+) -> anyhow::Result<(String, String)> {
+    let (token, new) = sign_in(client, seed.name).await?;
+    let portfolio = portfolio_of(client, &token, seed.portfolio, new).await?;
+    if !new {
+        say(&format!("{}: exists already; kept as it is", seed.name));
+        return Ok((token, portfolio));
+    }
+    for (side, coin, quantity, price, day) in seed.trades {
+        client
+            .call(
+                Some(&token),
+                "mutation($p: ID!, $t: TradeInput!) { recordTrade(portfolioId: $p, trade: $t) { version } }",
+                json!({ "p": portfolio, "t": {
+                    "side": side, "coin": coin, "quantity": quantity, "price": price,
+                    "fee": "0", "executedAt": format!("{day}T12:00:00Z"),
+                }}),
+            )
+            .await
+            .with_context(|| format!("recording {side} {quantity} {coin}"))?;
+    }
+    let mut imported = 0;
+    if let Some(csv) = seed.import {
+        let data = client
+            .call(
+                Some(&token),
+                "mutation($p: ID!, $csv: String!) { importTrades(portfolioId: $p, format: GENERIC, csv: $csv) { imported } }",
+                json!({ "p": portfolio, "csv": csv }),
+            )
+            .await
+            .context("importing the CSV")?;
+        imported = data["importTrades"]["imported"].as_i64().unwrap_or(0);
+    }
+    for coin in seed.watch {
+        client
+            .call(
+                Some(&token),
+                "mutation($c: String!) { addToWatchlist(coin: $c) { version } }",
+                json!({ "c": coin }),
+            )
+            .await?;
+    }
+    for (coin, condition, permille) in seed.alerts {
+        let first = prices.get(*coin).copied().unwrap_or(Decimal::ONE);
+        let threshold = (first * Decimal::new(1000 + permille, 3)).round_dp(6);
+        client
+            .call(
+                Some(&token),
+                "mutation($i: CreateAlertInput!) { createAlert(input: $i) { id } }",
+                json!({ "i": { "coin": coin, "condition": { *condition: threshold },
+                               "repeat": "RECURRING", "cooldownSeconds": 120 } }),
+            )
+            .await
+            .with_context(|| format!("creating an alert on {coin}"))?;
+    }
+    say(&format!(
+        "{}: {} trades recorded, {imported} imported from CSV, {} alerts set",
+        seed.name,
+        seed.trades.len(),
+        seed.alerts.len()
+    ));
+    Ok((token, portfolio))
 }
 
 /// The user's first portfolio, created when `new`.
@@ -484,56 +496,6 @@ async fn portfolio_of(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bail!("the demo user has no portfolio")
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn record_trade(
-    client: &Client,
-    token: &str,
-    portfolio: &str,
-    side: &str,
-    coin: &str,
-    quantity: &str,
-    price: &str,
-    day: &str,
-) -> anyhow::Result<()> {
-    client
-        .call(
-            Some(token),
-            "mutation($p: ID!, $t: TradeInput!) { recordTrade(portfolioId: $p, trade: $t) { version } }",
-            json!({ "p": portfolio, "t": {
-                "side": side, "coin": coin, "quantity": quantity, "price": price,
-                "fee": "0", "executedAt": format!("{day}T12:00:00Z"),
-            }}),
-        )
-        .await
-        .with_context(|| format!("recording {side} {quantity} {coin}"))?;
-    Ok(())
-}
-
-async fn watch(client: &Client, token: &str, coins: &[&str]) -> anyhow::Result<()> {
-    for coin in coins {
-        client
-            .call(
-                Some(token),
-                "mutation($c: String!) { addToWatchlist(coin: $c) { version } }",
-                json!({ "c": coin }),
-            )
-            .await?;
-    }
-    Ok(())
-}
-
-async fn alert(client: &Client, token: &str, coin: &str, condition: Value) -> anyhow::Result<()> {
-    client
-        .call(
-            Some(token),
-            "mutation($i: CreateAlertInput!) { createAlert(input: $i) { id } }",
-            json!({ "i": { "coin": coin, "condition": condition, "repeat": "RECURRING", "cooldownSeconds": 120 } }),
-        )
-        .await
-        .with_context(|| format!("creating an alert on {coin}"))?;
-    Ok(())
 }
 
 /// `BTC 68,421.13 ETH 3,512.40 … | candles 1m: 9 | alerts fired: 2 | alice: value …`

@@ -50,7 +50,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use coinfold_domain::portfolio::{Side, Trade};
+use coinfold_domain::portfolio::{PortfolioCommand, PortfolioError, Side, Trade};
 use coinfold_domain::values::{
     Amount, CoinSymbol, ExternalId, Note, Price, Quantity, QuoteCurrency, ValueError,
 };
@@ -162,7 +162,7 @@ pub fn parse(
             ImportFormat::Coinbase => coinbase(&row)?,
         };
         let mut trade = match read {
-            Read::Trade(trade) => trade,
+            Read::Trade(fields) => fields.trade(&row)?,
             Read::Skip(reason) => {
                 parsed.skipped.push(Skipped { line, reason });
                 continue;
@@ -231,8 +231,35 @@ impl<'a> Lines<'a> {
     }
 }
 
+/// The trades of an import as one `ImportTrades` command, and the line of each, to
+/// name the one the portfolio refuses.
+pub fn command(trades: Vec<(u64, Trade)>) -> (PortfolioCommand, TradeLines) {
+    let (lines, trades) = trades.into_iter().unzip();
+    (PortfolioCommand::ImportTrades { trades }, TradeLines(lines))
+}
+
+/// The line of each trade of an import, in the command's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TradeLines(Vec<u64>);
+
+impl TradeLines {
+    /// How many trades the import holds.
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    /// A refusal of the import as the refused trade's line and the reason; any other
+    /// refusal as it is, with no line.
+    pub fn refusal(&self, error: PortfolioError) -> (Option<u64>, PortfolioError) {
+        match error {
+            PortfolioError::Import { index, error } => (self.0.get(index).copied(), *error),
+            other => (None, other),
+        }
+    }
+}
+
 enum Read {
-    Trade(Trade),
+    Trade(Fields),
     Skip(String),
 }
 
@@ -363,8 +390,7 @@ fn generic(row: &Row<'_>, currency: &QuoteCurrency) -> Result<Read, RowError> {
         .map(|id| row.value("external_id", ExternalId::parse(id)))
         .transpose()?;
     let note = row.note(row.optional("note").map(str::to_owned))?;
-    trade(
-        row,
+    Ok(Read::Trade(Fields {
         side,
         coin,
         quantity,
@@ -374,7 +400,7 @@ fn generic(row: &Row<'_>, currency: &QuoteCurrency) -> Result<Read, RowError> {
         executed_at,
         note,
         external_id,
-    )
+    }))
 }
 
 /// Quote assets a Binance pair may end in, longest first where one ends another.
@@ -436,8 +462,7 @@ fn binance(row: &Row<'_>, columns: &Columns) -> Result<Read, RowError> {
         )
     };
     let note = row.note(note)?;
-    trade(
-        row,
+    Ok(Read::Trade(Fields {
         side,
         coin,
         quantity,
@@ -446,8 +471,8 @@ fn binance(row: &Row<'_>, columns: &Columns) -> Result<Read, RowError> {
         fee,
         executed_at,
         note,
-        None,
-    )
+        external_id: None,
+    }))
 }
 
 /// The part of a Coinbase export from its header on, and the header's line.
@@ -501,8 +526,7 @@ fn coinbase(row: &Row<'_>) -> Result<Read, RowError> {
         .map(|id| row.value("ID", ExternalId::parse(format!("coinbase:{id}"))))
         .transpose()?;
     let note = row.note(row.optional("notes").map(str::to_owned))?;
-    trade(
-        row,
+    Ok(Read::Trade(Fields {
         side,
         coin,
         quantity,
@@ -512,12 +536,11 @@ fn coinbase(row: &Row<'_>) -> Result<Read, RowError> {
         executed_at,
         note,
         external_id,
-    )
+    }))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn trade(
-    row: &Row<'_>,
+/// A row's trade as its format reads it, before the amounts are checked.
+struct Fields {
     side: Side,
     coin: CoinSymbol,
     quantity: Decimal,
@@ -527,19 +550,24 @@ fn trade(
     executed_at: OffsetDateTime,
     note: Option<Note>,
     external_id: Option<ExternalId>,
-) -> Result<Read, RowError> {
-    Ok(Read::Trade(Trade {
-        trade_id: Uuid::nil(),
-        side,
-        coin,
-        quantity: row.value("quantity", Quantity::new(quantity))?,
-        price: row.value("price", Price::new(price))?,
-        quote,
-        fee: row.value("fee", Amount::new(fee))?,
-        executed_at,
-        note,
-        external_id,
-    }))
+}
+
+impl Fields {
+    /// The trade, its amounts checked (its id is set once its external id is known).
+    fn trade(self, row: &Row<'_>) -> Result<Trade, RowError> {
+        Ok(Trade {
+            trade_id: Uuid::nil(),
+            side: self.side,
+            coin: self.coin,
+            quantity: row.value("quantity", Quantity::new(self.quantity))?,
+            price: row.value("price", Price::new(self.price))?,
+            quote: self.quote,
+            fee: row.value("fee", Amount::new(self.fee))?,
+            executed_at: self.executed_at,
+            note: self.note,
+            external_id: self.external_id,
+        })
+    }
 }
 
 /// A trade's id from the portfolio and its external id: the same row gets the same id.

@@ -77,7 +77,8 @@ struct Row {
     id: i64,
     topic: String,
     message_key: String,
-    payload: Value,
+    /// The JSON as stored, sent as it is (no parse and serialize per row).
+    payload: String,
     headers: Value,
 }
 
@@ -155,7 +156,7 @@ pub async fn publish_batch(
     settings: RelaySettings,
 ) -> Result<u64, RelayError> {
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, topic, message_key, payload, headers FROM outbox \
+        "SELECT id, topic, message_key, payload::text AS payload, headers FROM outbox \
          WHERE published_at IS NULL ORDER BY id LIMIT $1",
     )
     .bind(settings.batch_size)
@@ -166,10 +167,9 @@ pub async fn publish_batch(
     }
     let mut deliveries = Vec::with_capacity(rows.len());
     for row in &rows {
-        let payload = serde_json::to_vec(&row.payload).unwrap_or_default();
         let mut record = FutureRecord::to(&row.topic)
             .key(&row.message_key)
-            .payload(&payload)
+            .payload(&row.payload)
             .headers(kafka_headers(&row.headers));
         // Enqueued now, in the batch's order; a full queue is waited out.
         let started = tokio::time::Instant::now();

@@ -1045,9 +1045,7 @@ impl PortfolioMutation {
                 )
             })?;
         unknown_coins(ctx, &parsed.trades).await?;
-        let lines: Vec<u64> = parsed.trades.iter().map(|(line, _)| *line).collect();
-        let trades: Vec<Trade> = parsed.trades.into_iter().map(|(_, t)| t).collect();
-        let count = trades.len();
+        let (command, lines) = import::command(parsed.trades);
         let context = user_context(
             &principal,
             "importTrades",
@@ -1056,28 +1054,26 @@ impl PortfolioMutation {
         );
         let outcome = api
             .portfolios
-            .execute(&id, PortfolioCommand::ImportTrades { trades }, &context)
+            .execute(&id, command, &context)
             .await
             .map_err(|e| {
-                command_error(e, |error| match error {
+                command_error(e, |error| match lines.refusal(error) {
                     // The refused trade's line instead of its place in the batch.
-                    PortfolioError::Import { index, error } => {
-                        let line = lines.get(index).copied().unwrap_or(0);
-                        match portfolio_refusal(*error) {
-                            ApiError::Validation { field, message } => ApiError::validation(
-                                &format!("line {line}"),
-                                format!("{field}: {message}"),
-                            ),
-                            other => other,
-                        }
-                    }
-                    other => portfolio_refusal(other),
+                    (Some(line), error) => match portfolio_refusal(error) {
+                        ApiError::Validation { field, message } => ApiError::validation(
+                            &format!("line {line}"),
+                            format!("{field}: {message}"),
+                        ),
+                        other => other,
+                    },
+                    (None, error) => portfolio_refusal(error),
                 })
             })?;
         let receipt = Receipt::from(outcome);
         let imported = usize::try_from(receipt.events).unwrap_or(0);
         Ok(ImportResult {
-            already_recorded: i32::try_from(count.saturating_sub(imported)).unwrap_or(i32::MAX),
+            already_recorded: i32::try_from(lines.count().saturating_sub(imported))
+                .unwrap_or(i32::MAX),
             imported: i32::try_from(imported).unwrap_or(i32::MAX),
             skipped: parsed
                 .skipped
