@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: brings the local services up (idempotent), then formatting, lints
-# and every test of the workspace against the real PostgreSQL, Redis and broker.
+# The test command: brings the local services up (idempotent), then formatting, lints,
+# the deployment files' checks, and every test of the workspace against the real
+# PostgreSQL, Redis and broker.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,6 +13,8 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== deployment files (scripts/check-deploy.sh)"
+scripts/check-deploy.sh
 echo "== cargo test"
 # --show-output prints what passing tests report (e.g. the global log's counts).
 cargo test --workspace --locked -- --show-output

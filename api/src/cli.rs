@@ -264,7 +264,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay { .. } | Command::Demo { .. } => Ok(()),
         Command::Relay => {
             telemetry::init("info,coinfold=info", std::io::stdout);
-            crate::roles::relay(&settings, stop_on_signal()).await
+            let cancel = stop_on_signal();
+            crate::startup::spawn_ops(&settings, cancel.clone()).await?;
+            crate::roles::relay(&settings, cancel).await
         }
         Command::All { replay, speed } => {
             telemetry::init("info,coinfold=info", std::io::stdout);
@@ -294,7 +296,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Project { only } => {
             telemetry::init("info,coinfold=info", std::io::stdout);
-            crate::project::run(&settings, &only, stop_on_signal()).await
+            let cancel = stop_on_signal();
+            crate::startup::spawn_ops(&settings, cancel.clone()).await?;
+            crate::project::run(&settings, &only, cancel).await
         }
         Command::Projections { command } => {
             telemetry::init("warn", std::io::stderr);
@@ -375,6 +379,7 @@ async fn ingest(
 ) -> anyhow::Result<()> {
     let cancel = stop_on_signal();
     cancel_after(&cancel, for_seconds);
+    crate::startup::spawn_ops(settings, cancel.clone()).await?;
     let report = crate::roles::ingest(settings, replay, speed, cancel).await?;
     let produced = report.produced;
     println!(

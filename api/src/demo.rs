@@ -2,12 +2,15 @@
 //!
 //! 1. `deploy/local/up.sh` brings PostgreSQL, Redis and the broker up (idempotent), and
 //!    its `.local/env` completes the environment;
-//! 2. the migrations are applied;
+//! 2. a world of its own: the database `coinfold_demo`, dropped and made again (the
+//!    recordings replay the same ticks each run, and a tick is applied once, so the
+//!    state of an earlier run would hold the market still), and topics named
+//!    `demo-<unix time>.…`; the migrations are applied;
 //! 3. `all` runs every role in this process, ingest playing the recordings;
 //! 4. once the market has prices, two users are seeded **through the GraphQL API**, as
 //!    a client would: alice and bob, each with a portfolio, trades (alice's partly by
 //!    `importTrades`), a watchlist and alerts set near the recorded prices so they fire
-//!    while the feed plays; on a second run the users exist and are left as they are;
+//!    while the feed plays;
 //! 5. every few seconds a line shows prices, candles, alerts fired and alice's
 //!    portfolio, read back through the API.
 //!
@@ -42,6 +45,9 @@ pub struct DemoOptions {
 /// The demo users' password (they are demo accounts on a loopback-only server).
 pub const DEMO_PASSWORD: &str = "demo-password-2026";
 
+/// The demo's own database, dropped and made again at each run.
+pub const DEMO_DATABASE: &str = "coinfold_demo";
+
 /// The coins of the shipped recordings.
 const COINS: [&str; 5] = ["BTC", "ETH", "SOL", "ADA", "DOGE"];
 
@@ -59,11 +65,29 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         }
     }
     let env = environment(Path::new(".local/env"))?;
-    let settings = Settings::load_with_env(&options.config_dir, env)
+    let mut settings = Settings::load_with_env(&options.config_dir, env)
         .with_context(|| format!("loading settings from {}", options.config_dir.display()))?;
     let log = log_file()?;
     telemetry::init("info,coinfold=info", std::sync::Mutex::new(log.1));
     say(&format!("logs (JSON lines): {}", log.0.display()));
+    // The recordings hold the same ticks each time they play, and a tick is applied once:
+    // on the state of an earlier run, the market would stand still until the feed passed
+    // where that run stopped. So each run is a world of its own: its own database,
+    // recreated, and its own topics.
+    settings.database = settings.database.with_database(DEMO_DATABASE);
+    settings.kafka.topic_prefix =
+        format!("demo-{}.", time::OffsetDateTime::now_utc().unix_timestamp());
+    {
+        use secrecy::ExposeSecret;
+        use sqlx::migrate::MigrateDatabase;
+        sqlx::Postgres::force_drop_database(settings.database.url.expose_secret())
+            .await
+            .with_context(|| format!("dropping the previous demo database {DEMO_DATABASE}"))?;
+    }
+    say(&format!(
+        "a fresh demo world: database {DEMO_DATABASE} (made again each run; your own database is not touched), topics {}*",
+        settings.kafka.topic_prefix
+    ));
     crate::cli::migrate(&settings).await?;
 
     let cancel = crate::cli::stop_on_signal();
@@ -122,8 +146,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
             }
             // Access tokens last 15 minutes: sign in again well before.
             if seeded.signed_in.elapsed() > Duration::from_secs(600) {
-                seeded.alice = sign_in(&client, "alice").await?.0;
-                seeded.bob = sign_in(&client, "bob").await?.0;
+                seeded.alice = sign_in(&client, "alice").await?;
+                seeded.bob = sign_in(&client, "bob").await?;
                 seeded.signed_in = Instant::now();
             }
             match status_line(&client, &seeded).await {
@@ -287,41 +311,37 @@ struct Seeded {
     signed_in: Instant,
 }
 
-/// A demo user: signed in (registered on the first run).
-async fn sign_in(client: &Client, name: &str) -> anyhow::Result<(String, bool)> {
-    const AUTH: &str = "accessToken";
-    let registered = client
+/// Registers a demo user (the demo's database is new each run); their access token.
+async fn register(client: &Client, name: &str) -> anyhow::Result<String> {
+    let data = client
         .call(
             None,
             "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
             json!({ "i": { "username": name, "email": format!("{name}@demo.coinfold.invalid"), "password": DEMO_PASSWORD } }),
         )
-        .await;
-    match registered {
-        Ok(data) => Ok((
-            data["register"][AUTH]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            true,
-        )),
-        Err(_) => {
-            let data = client
-                .call(
-                    None,
-                    "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
-                    json!({ "i": { "login": name, "password": DEMO_PASSWORD } }),
-                )
-                .await
-                .with_context(|| {
-                    format!("{name} exists but cannot sign in with the demo password")
-                })?;
-            Ok((
-                data["login"][AUTH].as_str().unwrap_or_default().to_owned(),
-                false,
-            ))
-        }
-    }
+        .await
+        .with_context(|| format!("registering {name}"))?;
+    token(&data, "register")
+}
+
+/// Signs a demo user in again (access tokens last 15 minutes); their access token.
+async fn sign_in(client: &Client, name: &str) -> anyhow::Result<String> {
+    let data = client
+        .call(
+            None,
+            "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+            json!({ "i": { "login": name, "password": DEMO_PASSWORD } }),
+        )
+        .await
+        .with_context(|| format!("signing {name} in"))?;
+    token(&data, "login")
+}
+
+fn token(data: &Value, field: &str) -> anyhow::Result<String> {
+    data[field]["accessToken"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("{field} answered without an access token"))
 }
 
 /// What one demo user starts with.
@@ -381,6 +401,19 @@ async fn seed(client: &Client) -> anyhow::Result<Seeded> {
     let prices = client.prices().await?;
     let (alice, alice_portfolio) = seed_user(client, &SEEDS[0], &prices).await?;
     let (bob, _) = seed_user(client, &SEEDS[1], &prices).await?;
+    // The read models follow the commands within moments: wait for alice's portfolio,
+    // so that the first status line has it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let query = "query($p: ID!) { portfolio(id: $p) { summary { usd { value } } } }";
+    while let Err(error) = client
+        .call(Some(&alice), query, json!({ "p": alice_portfolio }))
+        .await
+    {
+        if Instant::now() > deadline {
+            bail!("alice's portfolio is not readable after 30 s: {error:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(Seeded {
         alice,
         bob,
@@ -389,19 +422,25 @@ async fn seed(client: &Client) -> anyhow::Result<Seeded> {
     })
 }
 
-/// Signs the user in (registering and seeding them on the first run); their token and
-/// portfolio.
+/// Registers the user and gives them their portfolio, trades, watchlist and alerts;
+/// their token and portfolio.
 async fn seed_user(
     client: &Client,
     seed: &Seed,
     prices: &HashMap<String, Decimal>,
 ) -> anyhow::Result<(String, String)> {
-    let (token, new) = sign_in(client, seed.name).await?;
-    let portfolio = portfolio_of(client, &token, seed.portfolio, new).await?;
-    if !new {
-        say(&format!("{}: exists already; kept as it is", seed.name));
-        return Ok((token, portfolio));
-    }
+    let token = register(client, seed.name).await?;
+    let created = client
+        .call(
+            Some(&token),
+            "mutation($i: CreatePortfolioInput!) { createPortfolio(input: $i) { id } }",
+            json!({ "i": { "name": seed.portfolio } }),
+        )
+        .await?;
+    let portfolio = created["createPortfolio"]["id"]
+        .as_str()
+        .context("createPortfolio answered without an id")?
+        .to_owned();
     for (side, coin, quantity, price, day) in seed.trades {
         client
             .call(
@@ -456,46 +495,6 @@ async fn seed_user(
         seed.alerts.len()
     ));
     Ok((token, portfolio))
-}
-
-/// The user's first portfolio, created when `new`.
-async fn portfolio_of(
-    client: &Client,
-    token: &str,
-    name: &str,
-    new: bool,
-) -> anyhow::Result<String> {
-    if new {
-        let data = client
-            .call(
-                Some(token),
-                "mutation($i: CreatePortfolioInput!) { createPortfolio(input: $i) { id } }",
-                json!({ "i": { "name": name } }),
-            )
-            .await?;
-        return Ok(data["createPortfolio"]["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned());
-    }
-    // The write side answered at once; the read model may lag a moment.
-    for _ in 0..50 {
-        let data = client
-            .call(
-                Some(token),
-                "{ portfolios(first: 1) { nodes { id } } }",
-                json!({}),
-            )
-            .await?;
-        if let Some(id) = data
-            .pointer("/portfolios/nodes/0/id")
-            .and_then(Value::as_str)
-        {
-            return Ok(id.to_owned());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    bail!("the demo user has no portfolio")
 }
 
 /// `BTC 68,421.13 ETH 3,512.40 … | candles 1m: 9 | alerts fired: 2 | alice: value …`

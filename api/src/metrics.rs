@@ -9,10 +9,19 @@
 //! | `coinfold_graphql_request_duration_seconds` | histogram | `operation` |
 //! | `coinfold_graphql_rate_limited_total` | counter (HTTP and new websockets refused with 429) | — |
 //! | `coinfold_graphql_subscriptions_open` | gauge | — |
-//! | `coinfold_projection_lag` | gauge, read at scrape time | `projection` |
-//! | `coinfold_projection_checkpoint` | gauge, read at scrape time | `projection` |
+//! | `coinfold_projection_lag` | gauge, read at scrape time | `projection`, `source` (`log`, `kafka`) |
+//! | `coinfold_projection_checkpoint` | gauge, read at scrape time | `projection`, `source` |
+//! | `coinfold_projection_applied_total` | counter (events or messages a live runner committed) | `projection` |
+//! | `coinfold_ingest_ticks_total` | counter (ticks handed to the producer) | `source` (`binance`, `coinbase`, `coingecko`) |
+//! | `coinfold_dead_letters_total` | counter (messages sent to the dead-letter topic) | `source` (a connector: `binance`, `coinbase`, `coingecko`, `news`; the `sentiment` worker; or a projection: `market`, `coins`) |
+//! | `coinfold_command_conflicts_total` | counter (version conflicts met) | `aggregate` |
+//! | `coinfold_command_retries_total` | counter (commands decided again after a conflict) | `aggregate` |
 //! | `coinfold_outbox_backlog` | gauge, read at scrape time | — |
 //! | `coinfold_relay_published_total` | counter (relay role) | — |
+//! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_threads`, `process_open_fds`, … | read at scrape time (`metrics-process`) | — |
+//!
+//! The scrape-time gauges are the same in every process that serves `/metrics`:
+//! aggregate them with `max by (projection)`. Counters are per process.
 //!
 //! The operation label is the operation type and its first root field, and only a
 //! field the schema has: a client cannot grow the label set with names of its own.
@@ -33,6 +42,7 @@ use futures_util::stream::BoxStream;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 
+use coinfold_projections::projection::checkpoint::EVENT_STORE;
 use coinfold_projections::projection::status;
 use coinfold_projections::relay;
 
@@ -59,8 +69,53 @@ pub fn handle() -> &'static PrometheusHandle {
                 "a metrics recorder was already installed; /metrics shows only this one's"
             );
         }
+        register_known();
         handle
     })
+}
+
+/// The process's CPU, memory, threads and file descriptors, read at each scrape.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(|| {
+        let collector = metrics_process::Collector::default();
+        collector.describe();
+        collector
+    })
+}
+
+/// Every series whose labels are known in advance, at zero: `rate()` and the alert rules
+/// see a counter from the first scrape, not from its first event.
+fn register_known() {
+    use coinfold_projections::ingest::Source;
+    use coinfold_projections::projection::registry::{self, ALL};
+
+    for aggregate in ["User", "Portfolio", "Alert"] {
+        metrics::counter!("coinfold_command_conflicts_total", "aggregate" => aggregate)
+            .increment(0);
+        metrics::counter!("coinfold_command_retries_total", "aggregate" => aggregate).increment(0);
+    }
+    for source in [Source::Binance, Source::Coinbase, Source::Coingecko] {
+        metrics::counter!("coinfold_ingest_ticks_total", "source" => source.as_str()).increment(0);
+    }
+    // The connectors and the sentiment worker, then the Kafka-fed projections.
+    let mut dead_letter_sources = coinfold_projections::ingest::run::SOURCES.to_vec();
+    dead_letter_sources.push("sentiment");
+    for entry in ALL {
+        metrics::counter!("coinfold_projection_applied_total", "projection" => entry.name)
+            .increment(0);
+        if matches!(entry.source, registry::Source::Kafka(_))
+            && !dead_letter_sources.contains(&entry.name)
+        {
+            dead_letter_sources.push(entry.name);
+        }
+    }
+    for source in dead_letter_sources {
+        metrics::counter!("coinfold_dead_letters_total", "source" => source).increment(0);
+    }
+    metrics::counter!("coinfold_graphql_rate_limited_total").increment(0);
+    metrics::counter!("coinfold_relay_published_total").increment(0);
+    metrics::gauge!("coinfold_graphql_subscriptions_open").increment(0.0);
 }
 
 /// What `/metrics` reads at scrape time.
@@ -84,10 +139,15 @@ pub async fn render(State(state): State<MetricsState>) -> impl IntoResponse {
         Ok(Ok(lines)) => {
             for line in lines {
                 let name = line.name;
-                metrics::gauge!("coinfold_projection_checkpoint", "projection" => name)
+                let source = if line.source == EVENT_STORE {
+                    "log"
+                } else {
+                    "kafka"
+                };
+                metrics::gauge!("coinfold_projection_checkpoint", "projection" => name, "source" => source)
                     .set(line.checkpoint as f64);
                 if let Some(lag) = line.lag {
-                    metrics::gauge!("coinfold_projection_lag", "projection" => name)
+                    metrics::gauge!("coinfold_projection_lag", "projection" => name, "source" => source)
                         .set(lag as f64);
                 }
             }
@@ -95,6 +155,7 @@ pub async fn render(State(state): State<MetricsState>) -> impl IntoResponse {
         Ok(Err(error)) => tracing::warn!(%error, "metrics: reading the projections' status failed"),
         Err(_) => tracing::warn!("metrics: the projections' status took too long"),
     }
+    process_collector().collect();
     match relay::backlog(&state.db).await {
         Ok(rows) => metrics::gauge!("coinfold_outbox_backlog").set(rows as f64),
         Err(error) => tracing::warn!(%error, "metrics: reading the outbox backlog failed"),

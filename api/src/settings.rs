@@ -33,8 +33,20 @@ pub struct Settings {
     pub ingest: IngestSettings,
     /// The projection workers and the alert evaluator of `coinfold project`.
     pub projections: ProjectionSettings,
+    /// The worker roles' listener for probes and scrapes.
+    pub ops: OpsSettings,
     pub auth: AuthSettings,
     pub graphql: GraphqlSettings,
+}
+
+/// `coinfold project`, `ingest` and `relay` answer `/health`, `/ready` and `/metrics` on
+/// `host:port` when a port is set (`COINFOLD_OPS__PORT`; 0 picks a free one). `serve`
+/// has them on its own port.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OpsSettings {
+    pub host: IpAddr,
+    #[serde(default)]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,9 +118,10 @@ impl DatabaseSettings {
     }
 
     /// The same settings pointed at another database of the same server (tests give
-    /// each app its own).
+    /// each app its own; the demo has its own).
     pub fn with_database(&self, name: &str) -> Self {
         let mut other = self.clone();
+        other.url = SecretString::from(url_with_database(self.url.expose_secret(), name));
         other.connect_options = other.connect_options.database(name);
         other
     }
@@ -118,6 +131,25 @@ impl DatabaseSettings {
         let mut other = self.clone();
         other.connect_options = other.connect_options.port(port);
         other
+    }
+}
+
+/// A PostgreSQL URL with its database name replaced (the query string kept).
+pub fn url_with_database(url: &str, database: &str) -> String {
+    let (without_query, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let server = match without_query.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('/') {
+            Some((authority, _)) => format!("{scheme}://{authority}"),
+            None => without_query.to_owned(),
+        },
+        None => without_query.to_owned(),
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
     }
 }
 
@@ -169,6 +201,7 @@ struct RawSettings {
     readiness: RawReadiness,
     ingest: IngestSettings,
     projections: ProjectionSettings,
+    ops: OpsSettings,
     auth: AuthSettings,
     graphql: GraphqlSettings,
 }
@@ -329,6 +362,7 @@ impl RawSettings {
                 },
                 ingest: self.ingest,
                 projections: self.projections,
+                ops: self.ops,
                 auth: self.auth,
                 graphql: self.graphql,
             }),
@@ -378,6 +412,27 @@ mod tests {
     }
 
     const DB: &str = "postgres://coinfold:hunter2@127.0.0.1:5432/coinfold";
+
+    #[test]
+    fn another_database_keeps_the_server_the_credentials_and_the_query() {
+        assert_eq!(
+            url_with_database(DB, "coinfold_demo"),
+            "postgres://coinfold:hunter2@127.0.0.1:5432/coinfold_demo"
+        );
+        assert_eq!(
+            url_with_database("postgres://u:p%2F@h/db?sslmode=disable", "x"),
+            "postgres://u:p%2F@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            url_with_database("postgres://u@h:1", "x"),
+            "postgres://u@h:1/x"
+        );
+        let settings =
+            Settings::load_with_env(&config_dir(), env(&[("DATABASE_URL", DB)])).unwrap();
+        let other = settings.database.with_database("other");
+        assert!(other.url.expose_secret().ends_with("/other"));
+        assert_eq!(other.connect_options().get_database(), Some("other"));
+    }
 
     #[test]
     fn the_base_file_plus_a_database_url_is_enough() {

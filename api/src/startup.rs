@@ -19,6 +19,7 @@ use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
@@ -60,23 +61,8 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
         let db = connect_lazy(&settings.database);
-        let redis = redis::Client::open(settings.redis.url.expose_secret())
-            .context("cannot use redis.url")?;
-        let kafka = Arc::new(kafka_admin(&settings.kafka)?);
-        let graphql = graphql_state(settings, db.clone(), redis.clone())?;
-        let metrics = MetricsState {
-            db: db.clone(),
-            brokers: settings.kafka.brokers.clone(),
-            topic_prefix: settings.kafka.topic_prefix.clone(),
-        };
-        let state = AppState {
-            dependencies: Dependencies {
-                db,
-                redis,
-                kafka,
-                timeout: settings.readiness.timeout,
-            },
-        };
+        let (state, metrics) = probes(settings, db.clone())?;
+        let graphql = graphql_state(settings, db, state.dependencies.redis.clone())?;
         Ok(Self {
             listener,
             router: router(state, graphql, metrics, &settings.graphql.cors_origins),
@@ -102,6 +88,70 @@ impl App {
         .with_graceful_shutdown(shutdown)
         .await
     }
+}
+
+/// What `/ready` checks and what `/metrics` reads.
+fn probes(settings: &Settings, db: PgPool) -> anyhow::Result<(AppState, MetricsState)> {
+    let redis =
+        redis::Client::open(settings.redis.url.expose_secret()).context("cannot use redis.url")?;
+    let kafka = Arc::new(kafka_admin(&settings.kafka)?);
+    let metrics = MetricsState {
+        db: db.clone(),
+        brokers: settings.kafka.brokers.clone(),
+        topic_prefix: settings.kafka.topic_prefix.clone(),
+    };
+    let state = AppState {
+        dependencies: Dependencies {
+            db,
+            redis,
+            kafka,
+            timeout: settings.readiness.timeout,
+        },
+    };
+    Ok((state, metrics))
+}
+
+/// `/health`, `/ready` and `/metrics`: the API's and the ops listener's.
+fn probe_routes(state: AppState, metrics: MetricsState) -> Router {
+    // Installed before the first request records anything.
+    crate::metrics::handle();
+    Router::new()
+        .route("/health", get(routes::health))
+        .route("/ready", get(routes::ready))
+        .with_state(state)
+        .merge(
+            Router::new()
+                .route("/metrics", get(crate::metrics::render))
+                .with_state(metrics),
+        )
+}
+
+/// The worker roles' listener (`[ops]`, when a port is set): `/health`, `/ready` and
+/// `/metrics`, without the API, until `cancel` fires. Its address, or None when off.
+pub async fn spawn_ops(
+    settings: &Settings,
+    cancel: CancellationToken,
+) -> anyhow::Result<Option<SocketAddr>> {
+    let Some(port) = settings.ops.port else {
+        return Ok(None);
+    };
+    let address = SocketAddr::new(settings.ops.host, port);
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} (ops)"))?;
+    let local = listener.local_addr()?;
+    let (state, metrics) = probes(settings, connect_lazy(&settings.database))?;
+    let router = probe_routes(state, metrics);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the ops listener failed");
+        }
+    });
+    tracing::info!(http.address = %local, "ops listener: /health, /ready, /metrics");
+    Ok(Some(local))
 }
 
 /// The API's schema over the write side and the read models.
@@ -153,8 +203,6 @@ fn router(
     metrics: MetricsState,
     cors_origins: &[String],
 ) -> Router {
-    // Installed before the first request records anything.
-    crate::metrics::handle();
     let body_limit = RequestBodyLimitLayer::new(graphql.limits.max_body_bytes);
     let mut api = Router::new()
         // POST only: a GET would run mutations too, with passwords and tokens in the URL.
@@ -167,14 +215,7 @@ fn router(
     }
     Router::new()
         .route("/", get(graphql::graphiql))
-        .route("/health", get(routes::health))
-        .route("/ready", get(routes::ready))
-        .with_state(state)
-        .merge(
-            Router::new()
-                .route("/metrics", get(crate::metrics::render))
-                .with_state(metrics),
-        )
+        .merge(probe_routes(state, metrics))
         .merge(api)
         .layer(
             // The path only: query strings may carry tokens.

@@ -324,3 +324,61 @@ async fn the_evaluator_commits_after_its_commands_and_a_restart_fires_nothing_tw
         late.len()
     );
 }
+
+/// The demo's second run: ingest has filled the topic before the projection's group
+/// joins, and keeps producing while it catches up. The projection applies the backlog
+/// and what follows it.
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_projector_joining_a_filled_topic_applies_the_backlog_and_what_follows(pool: PgPool) {
+    let brokers = env_or("KAFKA_BROKERS", "127.0.0.1:9092");
+    let projector = Projector::for_test(&pool);
+    let topic = format!("{}{TICKS_TOPIC}", projector.prefix);
+    ensure_topics(&brokers, &[(topic.clone(), PARTITIONS)])
+        .await
+        .expect("topic created");
+    let ticks = seed::tick_series(26_000, 47, 0);
+    let (backlog, live) = ticks.split_at(24_000);
+    let producer: FutureProducer = producer_config(&brokers, "backlog-test").create().unwrap();
+    for chunk in backlog.chunks(2_000) {
+        produce(&producer, &topic, chunk, |_| None).await;
+    }
+
+    let running = projector.spawn("backlog", &["market"]);
+    let started = Instant::now();
+    // Ticks keep arriving while it catches up, as ingest's do.
+    for chunk in live.chunks(100) {
+        produce(&producer, &topic, chunk, |_| None).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = started + Duration::from_secs(180);
+    loop {
+        let behind = market_lag(&pool, &brokers, &projector.prefix).await;
+        if behind == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{behind} of {} ticks not applied after {:?}: {:?}",
+            ticks.len(),
+            started.elapsed(),
+            market_partitions(&pool).await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    println!(
+        "backlog: {} ticks waiting and {} more arriving, all applied {:?} after the projector started",
+        backlog.len(),
+        live.len(),
+        started.elapsed()
+    );
+    let applied: i64 = market_partitions(&pool)
+        .await
+        .iter()
+        .map(|p| p.next_offset)
+        .sum();
+    assert_eq!(applied, ticks.len() as i64);
+    assert!(
+        running.stop(Duration::from_secs(30)).await,
+        "it stopped cleanly"
+    );
+}

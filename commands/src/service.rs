@@ -13,7 +13,9 @@
 //! - **Conflicts**: two commands on one aggregate version collide on the events' key.
 //!   Without an expected version, the command is decided again on fresh state, up to
 //!   `max_attempts` times; with one (the client decided on what it saw), or when the
-//!   attempts run out, the answer is [`CommandError::Conflict`].
+//!   attempts run out, the answer is [`CommandError::Conflict`]. Each conflict met counts
+//!   in `coinfold_command_conflicts_total{aggregate}`, each new decision in
+//!   `coinfold_command_retries_total{aggregate}`.
 //!
 //! Why `handle` runs on a copy: cqrs-es 0.5 applies events to the loaded aggregate as
 //! `handle` writes them, and applies them again when it builds a snapshot, which would
@@ -280,13 +282,21 @@ where
                 Err(AggregateError::AggregateConflict)
                     if context.expected_version.is_none() && attempt < self.max_attempts =>
                 {
+                    metrics::counter!("coinfold_command_conflicts_total", "aggregate" => A::TYPE)
+                        .increment(1);
+                    metrics::counter!("coinfold_command_retries_total", "aggregate" => A::TYPE)
+                        .increment(1);
                     tracing::debug!(
                         aggregate.id = aggregate_id,
                         attempt,
                         "conflict, deciding again"
                     );
                 }
-                Err(AggregateError::AggregateConflict) => return Err(CommandError::Conflict),
+                Err(AggregateError::AggregateConflict) => {
+                    metrics::counter!("coinfold_command_conflicts_total", "aggregate" => A::TYPE)
+                        .increment(1);
+                    return Err(CommandError::Conflict);
+                }
                 Err(AggregateError::UnexpectedError(e)) if e.is::<ValueTaken>() => {
                     let kind = e.downcast_ref::<ValueTaken>().map_or("value", |t| t.kind);
                     // The same key may have claimed it first: then that is the answer.

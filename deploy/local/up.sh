@@ -148,9 +148,27 @@ ensure_broker() {
         || { tail -n 20 "$LOGS/tansu.log" >&2; rm -f "$RUN/tansu.pid"; die "tansu did not come up; see $LOGS/tansu.log"; }
 }
 
+# tansu 0.6's SQLite schema has no index on its `header` table, and its fetch reads a
+# record's headers with one query per record: each scans every header ever stored, so
+# a consumer that joins a topic with a backlog spends minutes in one fetch, its group
+# heartbeats queue behind it on the single storage task, and the session times out,
+# again and again. An index makes that lookup a seek. Idempotent; only for the broker
+# this script runs (its database file is here).
+index_tansu_headers() {
+    local db="$DATA/tansu/tansu.db"
+    [ -f "$db" ] || return 0
+    command -v sqlite3 >/dev/null || apt_install sqlite3
+    header_table() { [ -n "$(sqlite3 "$db" "SELECT 1 FROM sqlite_master WHERE name = 'header'" 2>/dev/null)" ]; }
+    wait_until 30 "indexing the broker's header lookups (tansu 0.6 has no index there)" header_table || die "tansu's database has no header table: $db"
+    sqlite3 -cmd ".timeout 10000" "$db" \
+        "CREATE INDEX IF NOT EXISTS coinfold_header_record ON header (topition, offset_id)" \
+        || die "indexing tansu's header table failed ($db)"
+}
+
 ensure_postgres
 ensure_redis
 ensure_broker
+index_tansu_headers
 
 umask 077
 # This machine's access-token signing secret, made once and kept (a new one would log

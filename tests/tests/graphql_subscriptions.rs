@@ -1,6 +1,8 @@
 //! Subscriptions over graphql-ws with a real client: prices arrive after ticks are
-//! produced; a triggered alert reaches its owner and nobody else; `events(after:)`
-//! resumes after a disconnect with no gap and no repeat. Set `TRANSCRIPT=1` to print
+//! produced; candles follow the open candle and open the next; a portfolio is revalued
+//! on each price and holding change, for its owner only; a triggered alert reaches its
+//! owner and nobody else; `events(after:)` resumes after a disconnect with no gap and
+//! no repeat. Set `TRANSCRIPT=1` to print
 //! what the subscribers receive.
 
 use std::collections::BTreeSet;
@@ -24,23 +26,65 @@ fn bearer(token: &str) -> Value {
 }
 
 /// Produces a BTC tick at each price in turn, every 200 ms, until `client` receives a
-/// message (its payload); the subscription may need a moment to reach Redis.
+/// message (its payload); the subscription may need a moment to reach Redis, and the
+/// projections' consumer group a moment to form (at most 60 s in all).
 async fn tick_until_received(app: &TestApp, client: &mut WsClient, prices: &[&str]) -> Value {
-    for price in prices.iter().cycle().take(100) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut produced = 0;
+    for price in prices.iter().cycle() {
         let at = OffsetDateTime::now_utc();
         app.produce_ticks(&[usd_tick("BTC", price.parse().unwrap(), at)])
             .await;
+        produced += 1;
         if let Some(payload) = client.next(Duration::from_millis(200)).await {
             return payload;
         }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
     }
-    panic!("nothing received after 100 ticks");
+    panic!("nothing received within 60 s, after {produced} ticks");
+}
+
+/// Produces a BTC tick at `price` now and waits until the market read model has it:
+/// a coin must be known before trades or alerts name it.
+async fn btc_priced_at(app: &TestApp, price: &str) {
+    app.produce_ticks(&[usd_tick(
+        "BTC",
+        price.parse().unwrap(),
+        OffsetDateTime::now_utc(),
+    )])
+    .await;
+    app.eventually("{ price(coin: \"BTC\") { price } }", json!({}), None, |r| {
+        r["data"]["price"]["price"] == price
+    })
+    .await;
+}
+
+/// Subscribes with `query` and expects it refused with `code`, then completed.
+async fn assert_refused(client: &mut WsClient, query: &str, variables: Value, code: &str) {
+    client.subscribe(query, variables).await;
+    let refused = client.receive(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], code,
+        "{refused}"
+    );
+    let ended = client.receive(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(ended["type"], "complete", "{ended}");
+}
+
+fn rfc3339(value: &Value) -> OffsetDateTime {
+    OffsetDateTime::parse(
+        value.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
 }
 
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
 async fn prices_arrive_after_ticks_are_produced(pool: PgPool) {
     let app = spawn_app(&pool).await;
-    let _projections = app.run_projections();
+    let _projections = app.run_projections().await;
     let mut client = WsClient::connect(app.address, json!({})).await.unwrap();
     client
         .subscribe(
@@ -84,20 +128,10 @@ async fn prices_arrive_after_ticks_are_produced(pool: PgPool) {
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
 async fn a_triggered_alert_reaches_its_owner_only(pool: PgPool) {
     let app = spawn_app(&pool).await;
-    let _projections = app.run_projections();
+    let _projections = app.run_projections().await;
     let alice = app.sign_up("alice").await;
     let bob = app.sign_up("bob").await;
-    // The coin must be known before an alert can watch it.
-    app.produce_ticks(&[usd_tick(
-        "BTC",
-        "900".parse().unwrap(),
-        OffsetDateTime::now_utc(),
-    )])
-    .await;
-    app.eventually("{ price(coin: \"BTC\") { price } }", json!({}), None, |r| {
-        r["data"]["price"]["price"].is_string()
-    })
-    .await;
+    btc_priced_at(&app, "900").await;
     let created = app
         .graphql(
             "mutation { createAlert(input: { coin: \"BTC\", condition: { priceAbove: \"1000\" } }) { id } }",
@@ -120,12 +154,7 @@ async fn a_triggered_alert_reaches_its_owner_only(pool: PgPool) {
     bobs.subscribe(query, json!({})).await;
     // Anonymous connections cannot subscribe to alerts.
     let mut anonymous = WsClient::connect(app.address, json!({})).await.unwrap();
-    anonymous.subscribe(query, json!({})).await;
-    let refused = anonymous.receive(Duration::from_secs(10)).await.unwrap();
-    assert_eq!(
-        refused["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
-        "{refused}"
-    );
+    assert_refused(&mut anonymous, query, json!({}), "UNAUTHENTICATED").await;
 
     let fired = tick_until_received(&app, &mut alices, &["1500"]).await;
     show("alice", &fired);
@@ -165,17 +194,8 @@ async fn trades(app: &TestApp, token: &str, portfolio: &str, count: usize) {
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
 async fn events_resume_after_a_disconnect_without_gap_or_repeat(pool: PgPool) {
     let app = spawn_app(&pool).await;
-    let _projections = app.run_projections();
-    app.produce_ticks(&[usd_tick(
-        "BTC",
-        "100".parse().unwrap(),
-        OffsetDateTime::now_utc(),
-    )])
-    .await;
-    app.eventually("{ price(coin: \"BTC\") { price } }", json!({}), None, |r| {
-        r["data"]["price"]["price"].is_string()
-    })
-    .await;
+    let _projections = app.run_projections().await;
+    btc_priced_at(&app, "100").await;
     let alice = app.sign_up("alice").await;
     let bob = app.sign_up("bob").await;
     let create = "mutation { createPortfolio(input: { name: \"p\" }) { id } }";
@@ -254,5 +274,245 @@ async fn events_resume_after_a_disconnect_without_gap_or_repeat(pool: PgPool) {
     assert_eq!(
         aggregates,
         BTreeSet::from([alice.user_id.as_str(), mine.as_str()])
+    );
+}
+
+/// The next payload whose `data.<field>` satisfies `wanted`, skipping the others;
+/// panics after `wait` without one.
+async fn next_where(
+    who: &str,
+    client: &mut WsClient,
+    field: &str,
+    wait: Duration,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut skipped = Vec::new();
+    while let Some(payload) = client
+        .next(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        show(who, &payload);
+        let value = payload["data"][field].clone();
+        if wanted(&value) {
+            return value;
+        }
+        skipped.push(value);
+    }
+    panic!("{who}: no {field} as wanted within {wait:?}; received {skipped:?}");
+}
+
+fn decimal(value: &Value) -> Decimal {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("{value} is not a decimal string"))
+        .parse()
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_portfolio_is_revalued_on_price_and_holding_changes_for_its_owner_only(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    let _projections = app.run_projections().await;
+    btc_priced_at(&app, "100").await;
+    let alice = app.sign_up("alice").await;
+    let bob = app.sign_up("bob").await;
+    let created = app
+        .graphql(
+            "mutation { createPortfolio(input: { name: \"p\" }) { id } }",
+            json!({}),
+            Some(&alice.token),
+        )
+        .await;
+    let portfolio = data(&created, "createPortfolio")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // 2 BTC at 80: cost basis 160.
+    let buy = json!({ "side": "BUY", "coin": "BTC", "quantity": "2", "price": "80",
+                      "executedAt": "2026-01-01T00:00:00Z" });
+    data(
+        &app.graphql(
+            TRADE,
+            json!({ "p": portfolio, "t": buy }),
+            Some(&alice.token),
+        )
+        .await,
+        "recordTrade",
+    );
+
+    let query = "subscription($id: ID!) { portfolio(id: $id) { \
+        holdings { coin quantity costBasis realizedGain price value unrealizedGain } \
+        usd { value costBasis realizedGain unrealizedGain } } }";
+    let mut bobs = WsClient::connect(app.address, bearer(&bob.token))
+        .await
+        .unwrap();
+    assert_refused(&mut bobs, query, json!({ "id": portfolio }), "NOT_FOUND").await;
+
+    let mut alices = WsClient::connect(app.address, bearer(&alice.token))
+        .await
+        .unwrap();
+    alices.subscribe(query, json!({ "id": portfolio })).await;
+    // Valued at once: 2 × 100 = 200, unrealized 200 − 160 = 40 (the trade may still be
+    // on its way to the read model).
+    let now = next_where(
+        "alice",
+        &mut alices,
+        "portfolio",
+        Duration::from_secs(10),
+        |p| !p["holdings"].as_array().unwrap().is_empty(),
+    )
+    .await;
+    assert_eq!(decimal(&now["usd"]["value"]), Decimal::from(200), "{now}");
+    assert_eq!(decimal(&now["usd"]["costBasis"]), Decimal::from(160));
+    assert_eq!(decimal(&now["usd"]["unrealizedGain"]), Decimal::from(40));
+
+    // A price change revalues it: 2 × 150 = 300, unrealized 140.
+    app.produce_ticks(&[usd_tick(
+        "BTC",
+        "150".parse().unwrap(),
+        OffsetDateTime::now_utc(),
+    )])
+    .await;
+    let repriced = next_where(
+        "alice",
+        &mut alices,
+        "portfolio",
+        Duration::from_secs(15),
+        |p| decimal(&p["usd"]["value"]) == Decimal::from(300),
+    )
+    .await;
+    assert_eq!(
+        decimal(&repriced["holdings"][0]["price"]),
+        Decimal::from(150)
+    );
+    assert_eq!(
+        decimal(&repriced["usd"]["unrealizedGain"]),
+        Decimal::from(140)
+    );
+
+    // A change of holdings revalues it: sell 1 at 150, realized 150 − 80 = 70; what is
+    // left is 1 BTC worth 150 over a cost basis of 80.
+    let sell = json!({ "side": "SELL", "coin": "BTC", "quantity": "1", "price": "150",
+                       "executedAt": "2026-01-02T00:00:00Z" });
+    data(
+        &app.graphql(
+            TRADE,
+            json!({ "p": portfolio, "t": sell }),
+            Some(&alice.token),
+        )
+        .await,
+        "recordTrade",
+    );
+    let sold = next_where(
+        "alice",
+        &mut alices,
+        "portfolio",
+        Duration::from_secs(15),
+        |p| decimal(&p["holdings"][0]["quantity"]) == Decimal::ONE,
+    )
+    .await;
+    assert_eq!(decimal(&sold["usd"]["value"]), Decimal::from(150), "{sold}");
+    assert_eq!(decimal(&sold["usd"]["costBasis"]), Decimal::from(80));
+    assert_eq!(decimal(&sold["usd"]["realizedGain"]), Decimal::from(70));
+    assert_eq!(decimal(&sold["usd"]["unrealizedGain"]), Decimal::from(70));
+    assert_eq!(
+        bobs.receive(Duration::from_millis(500)).await,
+        None,
+        "bob received alice's portfolio"
+    );
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn candles_follow_the_open_candle_and_open_the_next(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    let _projections = app.run_projections().await;
+    let mut client = WsClient::connect(app.address, json!({})).await.unwrap();
+
+    // An interval the market does not keep is refused.
+    assert_refused(
+        &mut client,
+        "subscription { candles(coin: \"BTC\", interval: \"7m\") }",
+        json!({}),
+        "VALIDATION",
+    )
+    .await;
+
+    client
+        .subscribe(
+            "subscription { candles(coin: \"BTC\", interval: \"1m\") }",
+            json!({}),
+        )
+        .await;
+    // A minute ten minutes ago, so that every tick is inside it and in order.
+    let now = OffsetDateTime::now_utc();
+    let minute = now
+        .replace_second(0)
+        .unwrap()
+        .replace_nanosecond(0)
+        .unwrap()
+        - time::Duration::minutes(10);
+    let at = |seconds: i64| minute + time::Duration::seconds(seconds);
+    // The subscription may need a moment to reach Redis: the opening tick repeats
+    // (same time, same price) until a candle arrives.
+    let mut first = None;
+    for _ in 0..100 {
+        app.produce_ticks(&[usd_tick("BTC", "100".parse().unwrap(), at(5))])
+            .await;
+        if let Some(payload) = client.next(Duration::from_millis(200)).await {
+            show("anonymous", &payload);
+            first = Some(payload["data"]["candles"].clone());
+            break;
+        }
+    }
+    let first = first.expect("a candle after 100 ticks");
+    assert_eq!(first["coin"], "BTC");
+    assert_eq!(first["interval"], "1m");
+    assert_eq!(rfc3339(&first["candle"]["open_time"]), minute);
+    assert_eq!(decimal(&first["candle"]["open"]), Decimal::from(100));
+
+    // The open candle moves: high 120, low 90, close 95.
+    app.produce_ticks(&[
+        usd_tick("BTC", "120".parse().unwrap(), at(20)),
+        usd_tick("BTC", "90".parse().unwrap(), at(40)),
+        usd_tick("BTC", "95".parse().unwrap(), at(55)),
+    ])
+    .await;
+    let moved = next_where(
+        "anonymous",
+        &mut client,
+        "candles",
+        Duration::from_secs(15),
+        |c| decimal(&c["candle"]["close"]) == Decimal::from(95),
+    )
+    .await;
+    let candle = &moved["candle"];
+    assert_eq!(candle["open_time"], first["candle"]["open_time"]);
+    assert_eq!(
+        [
+            &candle["open"],
+            &candle["high"],
+            &candle["low"],
+            &candle["close"]
+        ]
+        .map(decimal),
+        [100, 120, 90, 95].map(Decimal::from)
+    );
+
+    // A tick in the next minute opens the next candle.
+    app.produce_ticks(&[usd_tick("BTC", "97".parse().unwrap(), at(62))])
+        .await;
+    let next = next_where(
+        "anonymous",
+        &mut client,
+        "candles",
+        Duration::from_secs(15),
+        |c| c["candle"]["open_time"] != first["candle"]["open_time"],
+    )
+    .await;
+    assert_eq!(decimal(&next["candle"]["open"]), Decimal::from(97));
+    assert_eq!(
+        rfc3339(&next["candle"]["open_time"]),
+        minute + time::Duration::minutes(1)
     );
 }

@@ -1,5 +1,6 @@
-//! Operating the system: `/metrics` as Prometheus reads it, and the outbox relay
-//! publishing every event to `coinfold.domain-events` once, in order per aggregate.
+//! Operating the system: `/metrics` as Prometheus reads it; the alert rules and the
+//! dashboard name only metrics it exposes; the outbox relay publishes every event to
+//! `coinfold.domain-events` once, in order per aggregate.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -88,16 +89,94 @@ async fn metrics_count_operations_subscriptions_lag_and_backlog(pool: PgPool) {
     // No projection runs here: each log projection lags by every event, and no relay
     // runs: every event's outbox row waits.
     assert_eq!(
-        expect("coinfold_projection_lag{projection=\"portfolios\"}"),
+        expect("coinfold_projection_lag{projection=\"portfolios\",source=\"log\"}"),
         events as f64
     );
     assert_eq!(
-        expect("coinfold_projection_checkpoint{projection=\"users\"}"),
+        expect("coinfold_projection_checkpoint{projection=\"users\",source=\"log\"}"),
         0.0
     );
     assert_eq!(expect("coinfold_outbox_backlog"), events as f64);
+    // This process's own figures.
+    assert!(expect("process_resident_memory_bytes") > 1_000_000.0);
+    // A counter of whole seconds (metrics counters are integers): present, maybe 0 yet.
+    assert!(expect("process_cpu_seconds_total") >= 0.0);
+    assert!(expect("process_threads") >= 2.0);
 
     drop(subscriber);
+}
+
+/// The monitoring files that name metrics: the alert rules, their unit tests' series and
+/// the Grafana dashboard.
+const MONITORING: &[&str] = &[
+    "deploy/monitoring/rules/coinfold.rules.yml",
+    "deploy/monitoring/rules/coinfold.rules.test.yml",
+    "deploy/monitoring/grafana/dashboards/coinfold.json",
+];
+
+/// Every word of `text` that starts with `coinfold_` or `process_`: the metric names it
+/// uses (a histogram's `_bucket`, `_sum` or `_count` as written).
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| is_name(c)) {
+        let word_and_after = &rest[start..];
+        let end = word_and_after
+            .find(|c: char| !is_name(c))
+            .unwrap_or(word_and_after.len());
+        let word = &word_and_after[..end];
+        if word.starts_with("coinfold_") || word.starts_with("process_") {
+            names.insert(word.to_owned());
+        }
+        rest = &word_and_after[end..];
+    }
+    names
+}
+
+/// The names of the samples on a Prometheus text page.
+fn exposed_names(page: &str) -> BTreeSet<String> {
+    page.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn the_dashboard_and_the_alert_rules_use_only_metrics_that_are_exposed(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    // One request, so that the latency histogram has its series.
+    let prices = app
+        .graphql("{ prices(coins: [\"BTC\"]) { coin } }", json!({}), None)
+        .await;
+    data(&prices, "prices");
+    let page = app.get("/metrics").await.text().await.unwrap();
+    let exposed = exposed_names(&page);
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut used = BTreeMap::new();
+    for file in MONITORING {
+        let text = std::fs::read_to_string(format!("{root}/{file}"))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let names = metric_names(&text);
+        assert!(names.len() >= 5, "{file} names only {names:?}");
+        for name in names {
+            used.entry(name).or_insert(*file);
+        }
+    }
+    let missing: Vec<_> = used
+        .iter()
+        .filter(|(name, _)| !exposed.contains(*name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "named by the monitoring files but not on /metrics: {missing:?}\n{page}"
+    );
+    println!(
+        "monitoring: {} metric names used, every one on /metrics ({} names there)",
+        used.len(),
+        exposed.len()
+    );
 }
 
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]

@@ -31,7 +31,8 @@ use uuid::Uuid;
 
 use super::error::{ApiError, command_error};
 use super::page::Page;
-use super::{Receipt, api, entry_id, known_coin, owned, require_user, user_context};
+use super::{Api, Receipt, api, entry_id, known_coin, owned, require_user, user_context};
+use crate::auth::Principal;
 
 const PORTFOLIO: &str = "Portfolio";
 
@@ -873,25 +874,33 @@ impl PortfolioMutation {
     ) -> Result<Receipt, ApiError> {
         let principal = require_user(ctx)?;
         let api = api(ctx);
-        let portfolio_id = parse_id(id)?;
+        let portfolio_id = parse_id(id)?.to_string();
         let context = user_context(&principal, mutation, &(id, input), idempotency_key);
-        // The loaded portfolio names its owner: no separate ownership query.
-        let aggregate = api
-            .portfolios
-            .load(&portfolio_id.to_string())
-            .await
-            .map_err(|e| command_error(e, portfolio_refusal))?;
-        let state = aggregate
-            .state()
-            .filter(|state| state.owner_id == principal.user_id)
-            .ok_or(ApiError::NotFound("portfolio"))?;
-        let command = command(state)?;
+        let state = Self::load_owned(api, &principal, &portfolio_id).await?;
+        let command = command(&state)?;
         let outcome = api
             .portfolios
-            .execute(&portfolio_id.to_string(), command, &context)
+            .execute(&portfolio_id, command, &context)
             .await
             .map_err(|e| command_error(e, portfolio_refusal))?;
         Ok(Receipt::from(outcome))
+    }
+
+    /// The caller's portfolio as the write side holds it: the loaded state names its
+    /// owner, so there is no separate ownership query. Another user's, or none, is
+    /// NOT_FOUND.
+    async fn load_owned(
+        api: &Api,
+        principal: &Principal,
+        portfolio_id: &str,
+    ) -> Result<coinfold_domain::portfolio::PortfolioState, ApiError> {
+        api.portfolios
+            .load(portfolio_id)
+            .await
+            .map_err(|e| command_error(e, portfolio_refusal))?
+            .into_state()
+            .filter(|state| state.owner_id == principal.user_id)
+            .ok_or(ApiError::NotFound("portfolio"))
     }
 }
 
@@ -1028,15 +1037,7 @@ impl PortfolioMutation {
         let api = api(ctx);
         let id = parse_id(&portfolio_id)?.to_string();
         // Owner first: another user's portfolio is NOT_FOUND whatever the file holds.
-        let aggregate = api
-            .portfolios
-            .load(&id)
-            .await
-            .map_err(|e| command_error(e, portfolio_refusal))?;
-        let state = aggregate
-            .state()
-            .filter(|state| state.owner_id == principal.user_id)
-            .ok_or(ApiError::NotFound("portfolio"))?;
+        let state = Self::load_owned(api, &principal, &id).await?;
         let parsed = import::parse(format.into(), &csv, state.portfolio_id, &state.currency)
             .map_err(|e| {
                 ApiError::validation(

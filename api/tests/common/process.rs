@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use coinfold_projections::ingest::Tick;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 pub fn env_or(name: &str, default: &str) -> String {
@@ -119,9 +120,18 @@ pub async fn produce(
     let sends = ticks.iter().map(|tick| {
         let body = serde_json::to_vec(tick).expect("a tick serializes");
         let key = tick.coin.as_str().to_owned();
+        let dedupe = tick.dedupe_key();
         let at = partition(tick);
         async move {
-            let mut record = FutureRecord::to(topic).key(&key).payload(&body);
+            // With the `dedupe-key` header, as ingest sends them.
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "dedupe-key",
+                value: Some(dedupe.as_bytes()),
+            });
+            let mut record = FutureRecord::to(topic)
+                .key(&key)
+                .payload(&body)
+                .headers(headers);
             if let Some(p) = at {
                 record = record.partition(p);
             }

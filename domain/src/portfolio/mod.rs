@@ -365,6 +365,10 @@ impl Portfolio {
         self.state.as_ref()
     }
 
+    pub fn into_state(self) -> Option<PortfolioState> {
+        self.state
+    }
+
     /// The lots held now, per coin (derived from the ledger; no rule is applied twice:
     /// this replays the same derivation `decide` used).
     pub fn holdings(&self) -> Result<BTreeMap<CoinSymbol, Vec<Lot>>, AccountingError> {

@@ -73,13 +73,19 @@ pub enum Source {
     Coingecko,
 }
 
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
             Source::Binance => "binance",
             Source::Coinbase => "coinbase",
             Source::Coingecko => "coingecko",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -8,8 +8,11 @@
 //!
 //! A delivery that fails after librdkafka's own retries stops the producer with an
 //! error: the process exits rather than go on with a hole in the stream.
+//!
+//! Counted as they are handed to the producer: `coinfold_ingest_ticks_total{source}` and
+//! `coinfold_dead_letters_total{source}` (the connector).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -24,7 +27,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use super::connector::{DeadLetter, Ingested};
-use super::{ARTICLES_TOPIC, COINS_TOPIC, DEAD_LETTER_TOPIC, TICKS_TOPIC};
+use super::{ARTICLES_TOPIC, COINS_TOPIC, DEAD_LETTER_TOPIC, Source, TICKS_TOPIC};
 
 /// Version of the dead-letter message.
 pub const DEAD_LETTER_SCHEMA: u32 = 1;
@@ -177,13 +180,32 @@ pub async fn run(
 ) -> Result<Produced, ProduceError> {
     let mut pending: VecDeque<(&str, DeliveryFuture)> = VecDeque::new();
     let mut produced = Produced::default();
+    // One handle per source, made once: not a registry look-up per tick.
+    let tick_counters: HashMap<Source, metrics::Counter> =
+        [Source::Binance, Source::Coinbase, Source::Coingecko]
+            .into_iter()
+            .map(|source| {
+                let counter =
+                    metrics::counter!("coinfold_ingest_ticks_total", "source" => source.as_str());
+                (source, counter)
+            })
+            .collect();
     while let Some(message) = rx.recv().await {
         let (topic, key, payload, headers) = encode(&message, topics)?;
         match &message {
-            Ingested::Tick(_) => produced.ticks += 1,
+            Ingested::Tick(tick) => {
+                produced.ticks += 1;
+                if let Some(counter) = tick_counters.get(&tick.source) {
+                    counter.increment(1);
+                }
+            }
             Ingested::Coin(_) => produced.coins += 1,
             Ingested::Article(_) => produced.articles += 1,
-            Ingested::DeadLetter(_) => produced.dead_letters += 1,
+            Ingested::DeadLetter(letter) => {
+                produced.dead_letters += 1;
+                metrics::counter!("coinfold_dead_letters_total", "source" => letter.source)
+                    .increment(1);
+            }
         }
         let mut record = FutureRecord::to(topic)
             .key(&key)

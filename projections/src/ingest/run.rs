@@ -42,7 +42,8 @@ pub struct IngestSettings {
     pub news: NewsSettings,
 }
 
-const SOURCES: [&str; 4] = ["binance", "coinbase", "coingecko", "news"];
+/// The connectors, by the name their counters and dead letters carry.
+pub const SOURCES: [&str; 4] = ["binance", "coinbase", "coingecko", "news"];
 
 impl IngestSettings {
     /// What is wrong with the settings of the enabled connectors.

@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::checkpoint::{self, EVENT_STORE};
 use super::notify::Notifier;
-use super::{LIVE_SCHEMA, LogProjection, Output, ProjectionError, RunSettings, begin_in};
+use super::{LIVE_SCHEMA, LogProjection, Output, ProjectionError, RunSettings, applied, begin_in};
 use crate::global_log::GlobalLog;
 
 /// What one call of [`fold_batch`] did.
@@ -44,6 +44,7 @@ pub async fn fold_batch<P: LogProjection>(
     projection.apply(&mut tx, &events, out).await?;
     checkpoint::set_position(&mut tx, projection.name(), last).await?;
     tx.commit().await?;
+    applied(projection.name(), events.len());
     Ok(Step::Applied {
         events: events.len(),
         position: last,

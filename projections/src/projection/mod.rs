@@ -168,6 +168,13 @@ impl Default for RunSettings {
     }
 }
 
+/// Counts what a live runner committed: `coinfold_projection_applied_total{projection}`
+/// (events or messages; a rebuild is not counted).
+pub(crate) fn applied(projection: &'static str, count: usize) {
+    metrics::counter!("coinfold_projection_applied_total", "projection" => projection)
+        .increment(count as u64);
+}
+
 /// Starts a transaction whose unqualified names resolve in `schema`.
 pub(crate) async fn begin_in(
     pool: &sqlx::PgPool,

@@ -164,6 +164,7 @@ pub async fn apply_batch<P: StreamProjection>(
     advance(&mut next, &fresh);
     checkpoint::set_offsets(&mut tx, projection.name(), topic, &next, applied_by).await?;
     tx.commit().await?;
+    super::applied(projection.name(), fresh.len());
     Ok(next)
 }
 
@@ -218,6 +219,7 @@ async fn send_dead_letter<P: StreamProjection>(
     reject: super::Rejected,
 ) -> Result<(), ProjectionError> {
     tracing::warn!(projection = projection.name(), partition = reject.partition, offset = reject.offset, reason = %reject.reason, "message to the dead-letter topic");
+    metrics::counter!("coinfold_dead_letters_total", "source" => projection.name()).increment(1);
     let (body, headers) = dead_letter_parts(&DeadLetter {
         source: projection.name(),
         topic: projection.topic(),

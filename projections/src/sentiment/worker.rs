@@ -157,6 +157,8 @@ impl SentimentWorker {
                 Err(error) => {
                     let reason = format!("not an article: {error}");
                     tracing::warn!(%reason, "article to the dead-letter topic");
+                    metrics::counter!("coinfold_dead_letters_total", "source" => "sentiment")
+                        .increment(1);
                     let (body, headers) = dead_letter_parts(&DeadLetter {
                         source: "sentiment",
                         topic: ARTICLES_TOPIC,
