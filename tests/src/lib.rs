@@ -24,6 +24,7 @@ use coinfold_api::startup::App;
 use coinfold_api::{project, telemetry};
 use coinfold_domain::values::{CoinSymbol, Price, QuoteCurrency};
 use coinfold_projections::ingest::producer::{ensure_topics, producer_config};
+use coinfold_projections::ingest::run::stream_topics;
 use coinfold_projections::ingest::{Source, TICK_SCHEMA, Tick, TickKind};
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -129,8 +130,17 @@ impl TestApp {
     }
 
     /// Runs every projection and the alert evaluator in this process, against the
-    /// app's database and topics, until the returned handle is dropped.
-    pub fn run_projections(&self) -> Projections {
+    /// app's database and topics, until the returned handle is dropped. The stream
+    /// topics are made first, as the topics job or ingest makes them in a deployment:
+    /// a consumer subscribed to a topic that does not exist yet fails, and its restart
+    /// and group join can take longer than a test waits.
+    pub async fn run_projections(&self) -> Projections {
+        ensure_topics(
+            &self.settings.kafka.brokers,
+            &stream_topics(&self.settings.kafka.topic_prefix),
+        )
+        .await
+        .expect("the stream topics exist");
         let cancel = CancellationToken::new();
         let settings = self.settings.clone();
         let stop = cancel.clone();

@@ -41,7 +41,7 @@ async fn create(app: &coinfold_tests::TestApp, token: &str, currency: &str) -> S
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
 async fn imports_are_all_or_none_and_name_the_bad_line(pool: PgPool) {
     let app = spawn_app(&pool).await;
-    let _projections = app.run_projections();
+    let _projections = app.run_projections().await;
     let now = OffsetDateTime::now_utc();
     app.produce_ticks(&[
         usd_tick("BTC", Decimal::from(150), now),

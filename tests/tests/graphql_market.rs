@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
 async fn market_queries_answer_from_the_projected_ticks(pool: PgPool) {
     let app = spawn_app(&pool).await;
-    let _projections = app.run_projections();
+    let _projections = app.run_projections().await;
     // One BTC price per minute for five minutes, then ETH.
     let start = OffsetDateTime::now_utc()
         .replace_second(0)

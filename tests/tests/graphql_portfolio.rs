@@ -80,7 +80,7 @@ async fn create(app: &TestApp, token: &str, name: &str) -> String {
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
 async fn a_users_journey_from_sign_up_to_an_audited_portfolio(pool: PgPool) {
     let app = spawn_app(&pool).await;
-    let _projections = app.run_projections();
+    let _projections = app.run_projections().await;
     market(&app, "150").await;
     let alice = app.sign_up("alice").await;
     let token = Some(alice.token.as_str());
@@ -272,7 +272,7 @@ async fn id_arguments(app: &TestApp) -> BTreeSet<String> {
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
 async fn another_users_ids_answer_not_found_everywhere(pool: PgPool) {
     let app = spawn_app(&pool).await;
-    let _projections = app.run_projections();
+    let _projections = app.run_projections().await;
     market(&app, "150").await;
     let alice = app.sign_up("alice").await;
     let bob = app.sign_up("bob").await;
@@ -460,7 +460,7 @@ async fn another_users_ids_answer_not_found_everywhere(pool: PgPool) {
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
 async fn bad_trades_name_the_field_and_store_nothing(pool: PgPool) {
     let app = spawn_app(&pool).await;
-    let _projections = app.run_projections();
+    let _projections = app.run_projections().await;
     market(&app, "150").await;
     let alice = app.sign_up("alice").await;
     let token = Some(alice.token.as_str());
