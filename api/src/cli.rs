@@ -263,19 +263,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Replay { .. } | Command::Demo { .. } => Ok(()),
         Command::Relay => {
-            telemetry::init("info,coinfold=info", std::io::stdout);
-            let cancel = stop_on_signal();
-            crate::startup::spawn_ops(&settings, cancel.clone()).await?;
-            crate::roles::relay(&settings, cancel).await
+            as_role("relay", async {
+                let cancel = stop_on_signal();
+                crate::startup::spawn_ops(&settings, cancel.clone()).await?;
+                crate::roles::relay(&settings, cancel).await
+            })
+            .await
         }
         Command::All { replay, speed } => {
-            telemetry::init("info,coinfold=info", std::io::stdout);
-            crate::roles::all(
-                settings,
-                crate::roles::Feeds { replay, speed },
-                stop_on_signal(),
-                None,
-            )
+            as_role("all", async move {
+                crate::roles::all(
+                    settings,
+                    crate::roles::Feeds { replay, speed },
+                    stop_on_signal(),
+                    None,
+                )
+                .await
+            })
             .await
         }
         Command::Import {
@@ -290,15 +294,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             replay,
             speed,
             for_seconds,
-        } => {
-            telemetry::init("info,coinfold=info", std::io::stdout);
-            ingest(&settings, &replay, speed, for_seconds).await
-        }
+        } => as_role("ingest", ingest(&settings, &replay, speed, for_seconds)).await,
         Command::Project { only } => {
-            telemetry::init("info,coinfold=info", std::io::stdout);
-            let cancel = stop_on_signal();
-            crate::startup::spawn_ops(&settings, cancel.clone()).await?;
-            crate::project::run(&settings, &only, cancel).await
+            as_role("project", async {
+                let cancel = stop_on_signal();
+                crate::startup::spawn_ops(&settings, cancel.clone()).await?;
+                crate::project::run(&settings, &only, cancel).await
+            })
+            .await
         }
         Command::Projections { command } => {
             telemetry::init("warn", std::io::stderr);
@@ -312,13 +315,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Serve => {
-            telemetry::init("info,coinfold=info", std::io::stdout);
-            let app = App::build(&settings).await?;
-            app.run_until_stopped(shutdown_signal())
-                .await
-                .context("the HTTP server failed")
+            as_role("serve", async {
+                let app = App::build(&settings).await?;
+                app.run_until_stopped(shutdown_signal())
+                    .await
+                    .context("the HTTP server failed")
+            })
+            .await
         }
     }
+}
+
+/// Runs a long-running role with its logs on stdout and, when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, its spans exported (the last ones sent
+/// before it returns).
+async fn as_role(role: &str, run: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let tracing = telemetry::init_role(role, "info,coinfold=info", std::io::stdout)?;
+    let result = run.await;
+    tracing.shutdown().await;
+    result
 }
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {

@@ -41,6 +41,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
+use tracing::Instrument as _;
 
 use coinfold_projections::projection::checkpoint::EVENT_STORE;
 use coinfold_projections::projection::status;
@@ -167,8 +168,8 @@ pub async fn render(State(state): State<MetricsState>) -> impl IntoResponse {
     )
 }
 
-/// The GraphQL extension that counts and times each request by operation, and counts
-/// open subscriptions.
+/// The GraphQL extension that counts and times each request by operation, runs it in
+/// a span named after the operation, and counts open subscriptions.
 pub struct Observe;
 
 impl ExtensionFactory for Observe {
@@ -187,7 +188,13 @@ struct ObserveRequest {
 impl Extension for ObserveRequest {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
-        let response = next.run(ctx).await;
+        // Named after the operation once it is parsed (`mutation recordTrade`).
+        let span = tracing::info_span!(
+            "graphql",
+            otel.name = "graphql",
+            graphql.operation = tracing::field::Empty,
+        );
+        let response = next.run(ctx).instrument(span).await;
         let operation = self
             .operation
             .lock()
@@ -229,10 +236,13 @@ impl Extension for ObserveRequest {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        if let Some(name) = operation_label(ctx, &document)
-            && let Ok(mut slot) = self.operation.lock()
-        {
-            *slot = Some(name);
+        if let Some(name) = operation_label(ctx, &document) {
+            let span = tracing::Span::current();
+            span.record("otel.name", name.as_str());
+            span.record("graphql.operation", name.as_str());
+            if let Ok(mut slot) = self.operation.lock() {
+                *slot = Some(name);
+            }
         }
         Ok(document)
     }

@@ -219,12 +219,15 @@ fn router(
         .merge(api)
         .layer(
             // The path only: query strings may carry tokens.
+            // A client's W3C `traceparent` header is continued.
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                tracing::info_span!(
+                let span = tracing::info_span!(
                     "http.request",
                     http.method = %request.method(),
                     http.path = request.uri().path(),
-                )
+                );
+                crate::telemetry::continue_from_headers(&span, request.headers());
+                span
             }),
         )
 }

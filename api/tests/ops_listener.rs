@@ -10,17 +10,9 @@ mod process;
 use std::process::Stdio;
 use std::time::Duration;
 
-use process::{Projector, Running};
+use process::{Projector, Running, free_port};
 use sqlx::PgPool;
 use tokio::time::Instant;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
 async fn a_worker_role_answers_probes_and_scrapes_on_its_ops_port(pool: PgPool) {

@@ -4,6 +4,7 @@
 //! and a group that lost its offsets fires nothing twice.
 
 mod common;
+#[allow(dead_code)] // free_port is for the tests that run a listening role
 #[path = "common/process.rs"]
 mod process;
 #[allow(dead_code)] // this file uses the tick series, catch_up and the checksums

@@ -4,9 +4,9 @@
 //! - the events, each with its metadata completed here: a UUIDv7 `event_id` per event,
 //!   `recorded_at` (UTC), `effective_at` (the `executed_at` the event states, for
 //!   trades), plus what the command brought (`actor`, `correlation_id`,
-//!   `causation_id`, `command`, `idempotency_key`);
+//!   `causation_id`, `command`, `idempotency_key`, and `traceparent` when traced);
 //! - one outbox row per event, for the relay to publish to `coinfold.domain-events`,
-//!   keyed by aggregate id;
+//!   keyed by aggregate id, its headers the event's id and type (and trace context);
 //! - the claims on usernames and e-mail addresses the events make (`reservations`);
 //! - the idempotency key's row, when the command carried one;
 //! - the snapshot, when cqrs-es asks for one.
@@ -28,6 +28,8 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
+
+use crate::trace_context::{TRACEPARENT, TRACESTATE};
 
 /// The topic outbox rows are published to.
 pub const DOMAIN_EVENTS_TOPIC: &str = "coinfold.domain-events";
@@ -132,7 +134,7 @@ impl PgEventRepository {
             .bind(&self.topic)
             .bind(&event.aggregate_id)
             .bind(&message)
-            .bind(json!({ "event_id": event_id, "event_type": event.event_type }))
+            .bind(outbox_headers(event_id, &event.event_type, &metadata))
             .execute(&mut **tx)
             .await
             .map_err(connection)?;
@@ -230,6 +232,11 @@ impl PersistedEventRepository for PgEventRepository {
         .transpose()
     }
 
+    #[tracing::instrument(
+        name = "event_store.append",
+        skip_all,
+        fields(aggregate.type = A::TYPE, events = events.len())
+    )]
     async fn persist<A: Aggregate>(
         &self,
         events: &[SerializedEvent],
@@ -298,6 +305,19 @@ fn replay(events: Vec<SerializedEvent>) -> ReplayStream {
 
 /// The metadata stored with an event: what the command brought, minus the request
 /// hash, plus the event's own id and times.
+/// An outbox row's headers: the event's id and type, and its trace context if any.
+fn outbox_headers(event_id: Uuid, event_type: &str, metadata: &Value) -> Value {
+    let mut headers = Map::new();
+    headers.insert("event_id".into(), json!(event_id));
+    headers.insert("event_type".into(), json!(event_type));
+    for key in [TRACEPARENT, TRACESTATE] {
+        if let Some(value) = metadata.get(key) {
+            headers.insert(key.into(), value.clone());
+        }
+    }
+    Value::Object(headers)
+}
+
 fn stored_metadata(event: &SerializedEvent, event_id: Uuid, recorded_at: &str) -> Value {
     let mut metadata = match &event.metadata {
         Value::Object(map) => map.clone(),

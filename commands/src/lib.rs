@@ -16,7 +16,10 @@
 //!   `recorded_at`, and `effective_at` for trades), their outbox rows, the idempotency
 //!   key and any snapshot.
 //! - [`service`]: [`service::CommandService::execute`] runs a command with its
-//!   idempotency key and bounded retries on optimistic-concurrency conflicts.
+//!   idempotency key and bounded retries on optimistic-concurrency conflicts, in a
+//!   `command` span; the append is an `event_store.append` span inside it.
+//! - [`trace_context`]: the command span's W3C `traceparent`, stored in each event's
+//!   metadata and outbox headers, so the relay and the projections continue its trace.
 //!
 //! - [`history`]: an aggregate's events with their metadata, and `load_as_of` a
 //!   version, a recorded time or an effective time, from the nearest snapshot.
@@ -38,5 +41,6 @@ pub mod import;
 pub mod reservations;
 pub mod service;
 pub mod store;
+pub mod trace_context;
 pub mod upcasting;
 pub mod users;

@@ -35,6 +35,7 @@ use crate::event_store::{
     metadata_map,
 };
 use crate::reservations::ValueTaken;
+use crate::trace_context::{self, TRACEPARENT, TRACESTATE};
 
 /// Who sent a command: a user, or a part of the system acting on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +199,11 @@ where
             .map_err(store_error)
     }
 
+    #[tracing::instrument(
+        name = "command",
+        skip_all,
+        fields(aggregate.type = A::TYPE, aggregate.id = aggregate_id, command = tracing::field::Empty)
+    )]
     pub async fn execute(
         &self,
         aggregate_id: &str,
@@ -206,6 +212,7 @@ where
     ) -> Result<CommandOutcome, CommandError<A::Error>> {
         let body = serde_json::to_value(&command).map_err(|e| CommandError::Store(Box::new(e)))?;
         let name = command_name(&body);
+        tracing::Span::current().record("command", name.as_str());
         let key = match &context.idempotency_key {
             Some(key) if key.is_empty() || key.len() > 255 => {
                 return Err(CommandError::InvalidIdempotencyKey);
@@ -216,7 +223,10 @@ where
             Some(request) => request_hash(A::TYPE, "", &Value::String(request.clone())),
             None => request_hash(A::TYPE, aggregate_id, &body),
         });
+        let trace = trace_context::current();
         let metadata = metadata_map(&[
+            (TRACEPARENT, trace.get(TRACEPARENT).cloned()),
+            (TRACESTATE, trace.get(TRACESTATE).cloned()),
             (ACTOR, Some(context.actor.to_string())),
             ("correlation_id", Some(context.correlation_id.to_string())),
             (

@@ -38,6 +38,9 @@
 //!   `coinfold.domain-events` (at least once, in order per aggregate, one relay at a
 //!   time by an advisory lock).
 //!
+//! - [`trace`]: the relay and the log projections continue the trace a command
+//!   stored in its events' metadata (`relay.publish` and `projection.apply` spans).
+//!
 //! - [`alerting`]: the alert evaluator, a worker on the tick stream that sends
 //!   `TriggerAlert` through an injected [`alerting::AlertTrigger`].
 
@@ -49,3 +52,4 @@ pub mod projection;
 pub mod queries;
 pub mod relay;
 pub mod sentiment;
+pub mod trace;

@@ -4,7 +4,9 @@
 //! event store). The relay publishes those rows, oldest first, to their topic
 //! (`coinfold.domain-events`), keyed by aggregate id, with the row's headers (the
 //! event id and type) as Kafka headers, and marks them published once the broker has
-//! acknowledged every message of the batch.
+//! acknowledged every message of the batch. A row that carries a trace context is
+//! published in a `relay.publish` span of that trace, whose `traceparent` the message
+//! carries ([`crate::trace`]).
 //!
 //! - **At least once.** A crash between the broker's acknowledgement and the `UPDATE`
 //!   publishes the batch again on restart; outside consumers drop a repeat by the
@@ -166,11 +168,30 @@ pub async fn publish_batch(
         return Ok(0);
     }
     let mut deliveries = Vec::with_capacity(rows.len());
+    // A traced row is published in a span of its command's trace, from enqueueing to
+    // the mark; the message carries that span's context.
+    let mut spans = Vec::new();
     for row in &rows {
+        let headers = if crate::trace::is_traced(&row.headers) {
+            let span = tracing::info_span!(
+                "relay.publish",
+                messaging.destination = %row.topic,
+                outbox.id = row.id,
+            );
+            crate::trace::continue_from(&span, &row.headers);
+            let mut headers = row.headers.clone();
+            for (key, value) in crate::trace::context_of(&span) {
+                headers[key] = Value::String(value);
+            }
+            spans.push(span);
+            kafka_headers(&headers)
+        } else {
+            kafka_headers(&row.headers)
+        };
         let mut record = FutureRecord::to(&row.topic)
             .key(&row.message_key)
             .payload(&row.payload)
-            .headers(kafka_headers(&row.headers));
+            .headers(headers);
         // Enqueued now, in the batch's order; a full queue is waited out.
         let started = tokio::time::Instant::now();
         let delivery = loop {
@@ -215,6 +236,7 @@ pub async fn publish_batch(
         .bind(&ids)
         .execute(pool)
         .await?;
+    drop(spans);
     Ok(rows.len() as u64)
 }
 

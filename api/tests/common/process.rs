@@ -12,6 +12,15 @@ pub fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
+/// A port free on 127.0.0.1 now, for a child process to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A child process that is killed (SIGKILL) when the test lets go of it, even by
 /// panicking.
 pub struct Running(pub Child);

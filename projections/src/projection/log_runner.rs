@@ -1,5 +1,6 @@
 //! Runs a [`LogProjection`] over the global log: batches of events, each applied with
-//! its checkpoint in one transaction.
+//! its checkpoint in one transaction. An event that carries a trace context is
+//! applied in a `projection.apply` span of that trace ([`crate::trace`]).
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -8,6 +9,7 @@ use super::checkpoint::{self, EVENT_STORE};
 use super::notify::Notifier;
 use super::{LIVE_SCHEMA, LogProjection, Output, ProjectionError, RunSettings, applied, begin_in};
 use crate::global_log::GlobalLog;
+use crate::trace;
 
 /// What one call of [`fold_batch`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,22 @@ pub async fn fold_batch<P: LogProjection>(
     let Some(last) = events.last().map(|e| e.global_position) else {
         return Ok(Step::CaughtUp);
     };
+    // Each traced event is applied in a span of its command's trace, until the commit.
+    let _spans: Vec<tracing::Span> = events
+        .iter()
+        .filter(|e| trace::is_traced(&e.metadata))
+        .map(|e| {
+            let span = tracing::info_span!(
+                "projection.apply",
+                projection = projection.name(),
+                event.name = %e.event_type,
+                event.global_position = e.global_position,
+                aggregate.id = %e.aggregate_id,
+            );
+            trace::continue_from(&span, &e.metadata);
+            span
+        })
+        .collect();
     let mut tx = begin_in(pool, LIVE_SCHEMA).await?;
     if checkpoint::lock_position(&mut tx, projection.name()).await? != after {
         return Ok(Step::Moved);
