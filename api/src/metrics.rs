@@ -169,7 +169,7 @@ pub async fn render(State(state): State<MetricsState>) -> impl IntoResponse {
 }
 
 /// The GraphQL extension that counts and times each request by operation, runs it in
-/// a span named after the operation, and counts open subscriptions.
+/// a `graphql` span that names the operation, and counts open subscriptions.
 pub struct Observe;
 
 impl ExtensionFactory for Observe {
@@ -188,12 +188,8 @@ struct ObserveRequest {
 impl Extension for ObserveRequest {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
-        // Named after the operation once it is parsed (`mutation recordTrade`).
-        let span = tracing::info_span!(
-            "graphql",
-            otel.name = "graphql",
-            graphql.operation = tracing::field::Empty,
-        );
+        // `graphql.operation` (`mutation recordTrade`) is recorded once it is parsed.
+        let span = tracing::info_span!("graphql", graphql.operation = tracing::field::Empty);
         let response = next.run(ctx).instrument(span).await;
         let operation = self
             .operation
@@ -237,9 +233,7 @@ impl Extension for ObserveRequest {
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
         if let Some(name) = operation_label(ctx, &document) {
-            let span = tracing::Span::current();
-            span.record("otel.name", name.as_str());
-            span.record("graphql.operation", name.as_str());
+            tracing::Span::current().record("graphql.operation", name.as_str());
             if let Ok(mut slot) = self.operation.lock() {
                 *slot = Some(name);
             }

@@ -12,8 +12,8 @@
 //! `OTEL_BSP_*` variables tune them), with `service.name` from `OTEL_SERVICE_NAME` or
 //! else `coinfold-<role>`. Only coinfold's own spans are exported (their targets are
 //! `coinfold_*`), never the HTTP client's that sends them. One trace runs:
-//! - `http.request` (continuing an incoming W3C `traceparent` header) and the GraphQL
-//!   operation's span (`mutation recordTrade`), in `serve`;
+//! - `http.request` (continuing an incoming W3C `traceparent` header) and `graphql`
+//!   (its `graphql.operation`, e.g. `mutation createPortfolio`), in `serve`;
 //! - `command` and `event_store.append` (`coinfold-commands`), which store the
 //!   command's `traceparent` in each event's metadata and outbox headers;
 //! - `relay.publish` in `relay`, whose `traceparent` travels on in the Kafka headers;

@@ -184,10 +184,16 @@ async fn trace_with(spans: &Spans, trace_id: &str, wanted: &[&str]) -> Vec<Recei
         }
         assert!(
             Instant::now() < deadline,
-            "not every span of {wanted:?} arrived in 60 s; trace {trace_id} has {:#?}",
+            "not every span of {wanted:?} arrived in 60 s; trace {trace_id} has {:#?}; all: {:#?}",
             trace
                 .iter()
                 .map(|s| (&s.service, &s.name))
+                .collect::<Vec<_>>(),
+            spans
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|s| (&s.service, &s.name, &s.trace_id, &s.parent_span_id))
                 .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -266,7 +272,7 @@ async fn one_trace_runs_from_the_mutation_through_the_relay_and_the_projection(p
         &trace_id,
         &[
             "http.request",
-            "mutation createPortfolio",
+            "graphql",
             "command",
             "event_store.append",
             "relay.publish",
@@ -274,6 +280,7 @@ async fn one_trace_runs_from_the_mutation_through_the_relay_and_the_projection(p
         ],
     )
     .await;
+    println!("trace {trace_id}, the client's span {client_span}:");
     for span in &trace {
         println!(
             "{:<16} {:<26} span {} parent {}",
@@ -281,7 +288,7 @@ async fn one_trace_runs_from_the_mutation_through_the_relay_and_the_projection(p
         );
     }
     let request = named(&trace, "http.request");
-    let operation = named(&trace, "mutation createPortfolio");
+    let operation = named(&trace, "graphql");
     let command = named(&trace, "command");
     let append = named(&trace, "event_store.append");
     let relayed = named(&trace, "relay.publish");
@@ -291,6 +298,10 @@ async fn one_trace_runs_from_the_mutation_through_the_relay_and_the_projection(p
     assert_eq!(request.service, "coinfold-serve");
     assert_eq!(request.parent_span_id, client_span);
     assert_eq!(operation.parent_span_id, request.span_id);
+    assert_eq!(
+        operation.attributes["graphql.operation"],
+        "mutation createPortfolio"
+    );
     let mut ancestor = command.parent_span_id.clone();
     while ancestor != operation.span_id {
         ancestor = trace
@@ -302,7 +313,8 @@ async fn one_trace_runs_from_the_mutation_through_the_relay_and_the_projection(p
     }
     assert_eq!(command.service, "coinfold-serve");
     assert_eq!(command.attributes["aggregate.id"], portfolio);
-    assert_eq!(command.attributes["command"], "CreatePortfolio");
+    assert_eq!(command.attributes["aggregate.type"], "Portfolio");
+    assert_eq!(command.attributes["command"], "Create");
     assert_eq!(append.parent_span_id, command.span_id);
     // The other processes continue the command's span.
     assert_eq!(relayed.service, "coinfold-relay");
@@ -353,7 +365,9 @@ async fn one_trace_runs_from_the_mutation_through_the_relay_and_the_projection(p
         .lock()
         .unwrap()
         .iter()
-        .filter(|s| s.name == "mutation register")
+        .filter(|s| {
+            s.attributes.get("graphql.operation").map(String::as_str) == Some("mutation register")
+        })
         .cloned()
         .collect();
     assert_eq!(registration.len(), 1, "{registration:?}");
