@@ -133,14 +133,21 @@ impl TestApp {
     /// app's database and topics, until the returned handle is dropped. The stream
     /// topics are made first, as the topics job or ingest makes them in a deployment:
     /// a consumer subscribed to a topic that does not exist yet fails, and its restart
-    /// and group join can take longer than a test waits.
+    /// and group join can take longer than a test waits. The tick topic has one
+    /// partition, as [`TestApp::produce_ticks`] makes it: ticks are applied in the
+    /// order they were produced, whatever their coin, and tests wait on the last.
     pub async fn run_projections(&self) -> Projections {
-        ensure_topics(
-            &self.settings.kafka.brokers,
-            &stream_topics(&self.settings.kafka.topic_prefix),
-        )
-        .await
-        .expect("the stream topics exist");
+        let ticks = self.topics.topic("coinfold.market.ticks");
+        let topics: Vec<(String, i32)> = stream_topics(&self.settings.kafka.topic_prefix)
+            .into_iter()
+            .map(|(name, partitions)| {
+                let partitions = if name == ticks { 1 } else { partitions };
+                (name, partitions)
+            })
+            .collect();
+        ensure_topics(&self.settings.kafka.brokers, &topics)
+            .await
+            .expect("the stream topics exist");
         let cancel = CancellationToken::new();
         let settings = self.settings.clone();
         let stop = cancel.clone();
