@@ -27,7 +27,6 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -88,13 +87,9 @@ where
 /// Makes `span` a child of the W3C trace context in `headers` (a client's
 /// `traceparent`); nothing when there is none or nothing is exported.
 pub fn continue_from_headers(span: &tracing::Span, headers: &HeaderMap) {
-    if !headers.contains_key("traceparent") {
-        return;
+    if headers.contains_key("traceparent") {
+        coinfold_projections::trace::continue_with(span, &HeaderCarrier(headers));
     }
-    let parent =
-        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderCarrier(headers)));
-    // Fails only without the OpenTelemetry layer, when there is nothing to join.
-    let _ = span.set_parent(parent);
 }
 
 struct HeaderCarrier<'a>(&'a HeaderMap);

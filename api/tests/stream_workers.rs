@@ -64,14 +64,21 @@ fn applied_by(rows: &[PartitionOffset], pid: u32) -> Vec<i32> {
         .collect()
 }
 
-#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
-async fn two_projectors_split_the_partitions_and_one_takes_over_when_the_other_stops(pool: PgPool) {
+/// The broker, `coinfold` pointed at the test's database with a fresh topic prefix,
+/// and that prefix's tick topic, made with `PARTITIONS` partitions.
+async fn tick_topic(pool: &PgPool) -> (String, Projector, String) {
     let brokers = env_or("KAFKA_BROKERS", "127.0.0.1:9092");
-    let projector = Projector::for_test(&pool);
+    let projector = Projector::for_test(pool);
     let topic = format!("{}{TICKS_TOPIC}", projector.prefix);
     ensure_topics(&brokers, &[(topic.clone(), PARTITIONS)])
         .await
         .expect("topic created");
+    (brokers, projector, topic)
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn two_projectors_split_the_partitions_and_one_takes_over_when_the_other_stops(pool: PgPool) {
+    let (brokers, projector, topic) = tick_topic(&pool).await;
     // Five coins over four partitions, each coin on one: every partition gets ticks.
     let partition_of = |tick: &coinfold_projections::ingest::Tick| {
         let index = seed::COINS
@@ -331,12 +338,7 @@ async fn the_evaluator_commits_after_its_commands_and_a_restart_fires_nothing_tw
 /// and what follows it.
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
 async fn a_projector_joining_a_filled_topic_applies_the_backlog_and_what_follows(pool: PgPool) {
-    let brokers = env_or("KAFKA_BROKERS", "127.0.0.1:9092");
-    let projector = Projector::for_test(&pool);
-    let topic = format!("{}{TICKS_TOPIC}", projector.prefix);
-    ensure_topics(&brokers, &[(topic.clone(), PARTITIONS)])
-        .await
-        .expect("topic created");
+    let (brokers, projector, topic) = tick_topic(&pool).await;
     let ticks = seed::tick_series(26_000, 47, 0);
     let (backlog, live) = ticks.split_at(24_000);
     let producer: FutureProducer = producer_config(&brokers, "backlog-test").create().unwrap();

@@ -303,8 +303,6 @@ fn replay(events: Vec<SerializedEvent>) -> ReplayStream {
     stream
 }
 
-/// The metadata stored with an event: what the command brought, minus the request
-/// hash, plus the event's own id and times.
 /// An outbox row's headers: the event's id and type, and its trace context if any.
 fn outbox_headers(event_id: Uuid, event_type: &str, metadata: &Value) -> Value {
     let mut headers = Map::new();
@@ -318,6 +316,8 @@ fn outbox_headers(event_id: Uuid, event_type: &str, metadata: &Value) -> Value {
     Value::Object(headers)
 }
 
+/// The metadata stored with an event: what the command brought, minus the request
+/// hash, plus the event's own id and times.
 fn stored_metadata(event: &SerializedEvent, event_id: Uuid, recorded_at: &str) -> Value {
     let mut metadata = match &event.metadata {
         Value::Object(map) => map.clone(),

@@ -36,10 +36,15 @@ pub fn is_traced(object: &Value) -> bool {
 /// Makes `span` a child of the trace context in `object`; call it before the span
 /// is entered. Nothing happens when `object` carries none.
 pub fn continue_from(span: &tracing::Span, object: &Value) {
-    let Value::Object(map) = object else {
-        return;
-    };
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&JsonCarrier(map)));
+    if let Value::Object(map) = object {
+        continue_with(span, &JsonCarrier(map));
+    }
+}
+
+/// Makes `span` a child of the trace context `carrier` holds (W3C headers of any
+/// kind: the API passes HTTP headers); call it before the span is entered.
+pub fn continue_with(span: &tracing::Span, carrier: &dyn Extractor) {
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(carrier));
     // Fails only without the OpenTelemetry layer, when there is nothing to join.
     let _ = span.set_parent(parent);
 }

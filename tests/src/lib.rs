@@ -133,16 +133,19 @@ impl TestApp {
     /// app's database and topics, until the returned handle is dropped. The stream
     /// topics are made first, as the topics job or ingest makes them in a deployment:
     /// a consumer subscribed to a topic that does not exist yet fails, and its restart
-    /// and group join can take longer than a test waits. The tick topic has one
-    /// partition, as [`TestApp::produce_ticks`] makes it: ticks are applied in the
-    /// order they were produced, whatever their coin, and tests wait on the last.
+    /// and group join can take longer than a test waits. The tick topic is made as
+    /// [`TestApp::produce_ticks`] makes it (one partition): tests wait on the last
+    /// tick they produced.
     pub async fn run_projections(&self) -> Projections {
-        let ticks = self.topics.topic("coinfold.market.ticks");
+        let ticks = self.tick_topic();
         let topics: Vec<(String, i32)> = stream_topics(&self.settings.kafka.topic_prefix)
             .into_iter()
-            .map(|(name, partitions)| {
-                let partitions = if name == ticks { 1 } else { partitions };
-                (name, partitions)
+            .map(|topic| {
+                if topic.0 == ticks.0 {
+                    ticks.clone()
+                } else {
+                    topic
+                }
             })
             .collect();
         ensure_topics(&self.settings.kafka.brokers, &topics)
@@ -162,11 +165,17 @@ impl TestApp {
         }
     }
 
+    /// The app's tick topic and its partition count: one, so that ticks are applied in
+    /// the order they were produced, whatever their coin.
+    fn tick_topic(&self) -> (String, i32) {
+        (self.topics.topic("coinfold.market.ticks"), 1)
+    }
+
     /// Produces `ticks` to the app's tick topic (made if missing).
     pub async fn produce_ticks(&self, ticks: &[Tick]) {
-        let topic = self.topics.topic("coinfold.market.ticks");
+        let (topic, partitions) = self.tick_topic();
         let brokers = &self.settings.kafka.brokers;
-        ensure_topics(brokers, &[(topic.clone(), 1)])
+        ensure_topics(brokers, &[(topic.clone(), partitions)])
             .await
             .expect("the tick topic exists");
         let producer: FutureProducer = producer_config(brokers, "test-producer")
