@@ -144,7 +144,19 @@ pub fn derive<'a>(
     ordered.sort_by_key(|m| (m.executed_at, m.seq));
     let mut derived = Derived::default();
     for movement in ordered {
-        let lots = derived.lots.entry(movement.coin.clone()).or_default();
+        derived.apply(movement)?;
+    }
+    derived.lots.retain(|_, lots| !lots.is_empty());
+    Ok(derived)
+}
+
+impl Derived {
+    /// Applies one movement that comes after every movement applied so far in
+    /// effective order (`executed_at`, then `seq`); [`derive`] is these steps in that
+    /// order. An oversell is refused before anything changes. Lots used up stay as empty
+    /// lists until [`derive`]'s end drops them.
+    pub fn apply(&mut self, movement: &Movement) -> Result<(), AccountingError> {
+        let lots = self.lots.entry(movement.coin.clone()).or_default();
         match &movement.kind {
             MovementKind::Acquire { cost } => lots.push(Lot {
                 lot_id: movement.id,
@@ -166,7 +178,7 @@ pub fn derive<'a>(
                     }
                     None => (Decimal::ZERO, None),
                 };
-                derived.disposals.insert(
+                self.disposals.insert(
                     movement.id,
                     Disposal {
                         entry_id: movement.id,
@@ -182,9 +194,8 @@ pub fn derive<'a>(
                 );
             }
         }
+        Ok(())
     }
-    derived.lots.retain(|_, lots| !lots.is_empty());
-    Ok(derived)
 }
 
 fn sum(mut values: impl Iterator<Item = Decimal>) -> Result<Decimal, AccountingError> {

@@ -591,6 +591,13 @@ impl Portfolio {
                 _ => None,
             })
             .collect();
+        let mut entry_ids: std::collections::HashSet<Uuid> = self
+            .state
+            .iter()
+            .flat_map(|state| &state.entries)
+            .map(Entry::id)
+            .collect();
+        let mut ledger = InOrder::of(&working);
         let mut events = Vec::with_capacity(trades.len());
         for (index, trade) in trades.into_iter().enumerate() {
             if let Some(external) = &trade.external_id
@@ -598,7 +605,14 @@ impl Portfolio {
             {
                 continue;
             }
-            match working.decide(PortfolioCommand::RecordTrade { trade }) {
+            let trade_id = trade.trade_id;
+            let in_order =
+                ledger.as_ref().is_some_and(|l| l.takes(&trade)) && !entry_ids.contains(&trade_id);
+            let decided = match (&mut ledger, in_order) {
+                (Some(ledger), true) => working.record_in_order(trade, ledger).map(|e| vec![e]),
+                _ => working.decide(PortfolioCommand::RecordTrade { trade }),
+            };
+            match decided {
                 Ok(decided) => {
                     for event in decided {
                         working.evolve(&event);
@@ -612,8 +626,43 @@ impl Portfolio {
                     });
                 }
             }
+            entry_ids.insert(trade_id);
+            if !in_order {
+                ledger = InOrder::of(&working);
+            }
         }
         Ok(events)
+    }
+
+    /// `RecordTrade` for a trade that `ledger` takes (executed no earlier than any live
+    /// entry): its disposal comes from applying it to `ledger` alone, and no earlier
+    /// disposal changes, so there is nothing to re-derive. The same event as `decide`
+    /// would give, in O(1) instead of O(entries).
+    fn record_in_order(
+        &self,
+        trade: Trade,
+        ledger: &mut InOrder,
+    ) -> Result<PortfolioEvent, PortfolioError> {
+        let Some(state) = &self.state else {
+            return Err(PortfolioError::NotFound);
+        };
+        if state.archived {
+            return Err(PortfolioError::Archived);
+        }
+        let trade = state.check_trade(trade)?;
+        let entry = state.next_entry(Record::Trade(trade.clone()));
+        ledger.derived.apply(&entry.movement()?)?;
+        ledger.last = Some(
+            ledger
+                .last
+                .map_or(trade.executed_at, |l| l.max(trade.executed_at)),
+        );
+        Ok(PortfolioEvent::TradeRecorded {
+            disposal: ledger.derived.disposals.get(&entry.id()).cloned(),
+            method: state.method,
+            trade,
+            rederived: vec![],
+        })
     }
 
     pub fn evolve(&mut self, event: &PortfolioEvent) {
@@ -795,6 +844,37 @@ impl PortfolioState {
             .filter(|d| self.disposals.get(&d.entry_id) != Some(d))
             .collect();
         Ok((own, rederived))
+    }
+}
+
+/// An import's running ledger: the derivation of a portfolio's entries and the latest
+/// time among the live ones. A trade executed at or after that time sorts last, so it
+/// is applied to the ledger alone ([`Portfolio::record_in_order`]).
+struct InOrder {
+    derived: Derived,
+    last: Option<OffsetDateTime>,
+}
+
+impl InOrder {
+    /// None where the fast path does not apply: no portfolio, or one whose stored
+    /// disposals differ from a fresh derivation (then `decide` re-derives them).
+    fn of(portfolio: &Portfolio) -> Option<Self> {
+        let state = portfolio.state.as_ref()?;
+        let derived = derive_ledger(&state.entries).ok()?;
+        if derived.disposals != state.disposals {
+            return None;
+        }
+        let last = state
+            .entries
+            .iter()
+            .filter(|e| !e.voided)
+            .map(Entry::executed_at)
+            .max();
+        Some(Self { derived, last })
+    }
+
+    fn takes(&self, trade: &Trade) -> bool {
+        self.last.is_none_or(|last| trade.executed_at >= last)
     }
 }
 

@@ -1142,3 +1142,39 @@ fn an_import_records_in_order_skips_what_is_held_and_refuses_all_on_one_bad_trad
         Err(PortfolioError::ImportSize)
     );
 }
+
+#[test]
+fn an_import_decides_as_its_trades_recorded_one_by_one_in_order_or_backdated() {
+    // In-order trades take the running ledger; a backdated buy and sell re-derive the
+    // sells after them. Either way the events equal RecordTrade decided one at a time.
+    let mut p = given(vec![created()]);
+    recorded(&mut p, buy(1, dec!(2), dec!(100), 10));
+    recorded(&mut p, sell(2, dec!(1), dec!(150), 20));
+    let trades = vec![
+        buy(3, dec!(1), dec!(120), 20),    // the same minute as the last entry
+        sell(4, dec!(1.5), dec!(130), 30), // in order
+        buy(5, dec!(3), dec!(50), 5),      // backdated: re-derives sells 2 and 4
+        sell(6, dec!(2), dec!(140), 15),   // backdated: re-derives sell 4
+        buy(7, dec!(1), dec!(160), 40),    // in order again
+        sell(8, dec!(2), dec!(170), 50),
+    ];
+    let imported = p
+        .decide(PortfolioCommand::ImportTrades {
+            trades: trades.clone(),
+        })
+        .unwrap();
+    let mut one_by_one = p.clone();
+    let expected: Vec<PortfolioEvent> = trades
+        .into_iter()
+        .map(|trade| recorded(&mut one_by_one, trade))
+        .collect();
+    assert_eq!(imported, expected);
+    let rederived: Vec<usize> = imported
+        .iter()
+        .map(|e| match e {
+            PortfolioEvent::TradeRecorded { rederived, .. } => rederived.len(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(rederived, vec![0, 0, 2, 1, 0, 0]);
+}
