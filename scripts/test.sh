@@ -18,3 +18,5 @@ scripts/check-deploy.sh
 echo "== cargo test"
 # --show-output prints what passing tests report (e.g. the global log's counts).
 cargo test --workspace --locked -- --show-output
+echo "== benchmark smoke run (scripts/bench.sh --quick: that it runs, not its figures)"
+BENCH_PROFILE=dev scripts/bench.sh --quick

@@ -16,7 +16,7 @@ use coinfold_projections::models::{
     alerts::Alerts, coins::Coins, market::Market, portfolios::Portfolios, sentiment::Sentiment,
     users::Users,
 };
-use coinfold_projections::projection::notify::Notifier;
+use coinfold_projections::projection::notify::{self, Notifier};
 use coinfold_projections::projection::rebuild::{self, Progress};
 use coinfold_projections::projection::registry::{self, ALL};
 use coinfold_projections::projection::stream_runner::StreamSource;
@@ -42,7 +42,12 @@ pub struct CommandTrigger {
 
 impl CommandTrigger {
     pub fn new(pool: PgPool, topic_prefix: &str) -> Self {
-        let repo = PgEventRepository::new(pool, topic_prefix);
+        Self::over(PgEventRepository::new(pool, topic_prefix))
+    }
+
+    /// Over a repository of the caller's, e.g. one that rings the log's doorbell
+    /// (`notify::ring_log`), so the owner's `events` subscription sees a trigger at once.
+    pub fn over(repo: PgEventRepository) -> Self {
         Self {
             alerts: CommandService::new(repo, (), CommandOptions::default()),
         }
@@ -231,7 +236,11 @@ pub async fn run(
     stream_task!(Sentiment);
     if settings.projections.alerts && wanted("alert-evaluator") {
         let source = stream_source(settings, "alert-evaluator");
-        let trigger = CommandTrigger::new(pool.clone(), prefix);
+        let redis = redis::Client::open(settings.redis.url.expose_secret())
+            .context("REDIS_URL is not a Redis URL")?;
+        let trigger = CommandTrigger::over(
+            PgEventRepository::new(pool.clone(), prefix).ringing(notify::ring_log(redis, prefix)),
+        );
         let (pool, run, cancel) = (pool.clone(), run.clone(), cancel.clone());
         tasks.spawn(async move {
             let stats = keep("alert-evaluator", &cancel, || {

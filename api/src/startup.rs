@@ -30,6 +30,7 @@ use axum::routing::post;
 use coinfold_commands::event_store::PgEventRepository;
 use coinfold_commands::service::{CommandOptions, CommandService};
 use coinfold_commands::users::UserService;
+use coinfold_projections::projection::notify;
 
 use crate::auth::API_KEY_HEADER;
 use crate::auth::refresh::RefreshTokens;
@@ -164,7 +165,10 @@ fn graphql_state(
         "auth.jwt_secret is not set: export COINFOLD_AUTH__JWT_SECRET (32 bytes or more, the \
          same on every instance; deploy/local/up.sh writes one to .local/env)",
     )?;
-    let repo = PgEventRepository::new(db.clone(), &settings.kafka.topic_prefix);
+    // Each commit rings `coinfold.log`: `events` subscribers on every instance wake.
+    let repo = PgEventRepository::new(db.clone(), &settings.kafka.topic_prefix).ringing(
+        notify::ring_log(redis.clone(), &settings.kafka.topic_prefix),
+    );
     let options = CommandOptions::default();
     let api = Arc::new(Api::new(
         db.clone(),

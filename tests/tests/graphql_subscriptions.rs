@@ -516,3 +516,26 @@ async fn candles_follow_the_open_candle_and_open_the_next(pool: PgPool) {
         minute + time::Duration::minutes(1)
     );
 }
+
+/// Every commit rings the log's doorbell (`coinfold.log` on Redis): `events`
+/// subscribers on every instance learn of new events from it instead of waiting for
+/// their next look at the log.
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_commit_rings_the_log_doorbell(pool: PgPool) {
+    use futures_util::StreamExt;
+    use secrecy::ExposeSecret;
+
+    let app = spawn_app(&pool).await;
+    let client = redis::Client::open(app.settings.redis.url.expose_secret()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    let channel = format!("{}coinfold.log", app.topics.prefix);
+    pubsub.subscribe(&channel).await.unwrap();
+    let mut rings = pubsub.on_message();
+    // Registering commits the user's first event.
+    app.sign_up("alice").await;
+    let rung = tokio::time::timeout(Duration::from_secs(10), rings.next())
+        .await
+        .expect("the doorbell rang within 10 s of the commit")
+        .expect("a message");
+    assert_eq!(rung.get_channel_name(), channel);
+}

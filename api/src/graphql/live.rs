@@ -5,7 +5,8 @@
 //! (one upstream per channel and instance). `portfolio(id)` answers the portfolio's
 //! summary again whenever its holdings or one of its coins' prices change. `events`
 //! reads the event store's global log itself: from `after` up to the high-water mark,
-//! then on as events commit, so a client that reconnects with the last position it saw
+//! then on as events commit (woken by the log's doorbell, `coinfold.log`, which the
+//! command services ring after each commit; at the latest every 250 ms), so a client that reconnects with the last position it saw
 //! misses nothing and sees nothing twice. A user sees only the events of their own
 //! user, portfolios and alerts.
 //!
@@ -21,11 +22,12 @@ use async_graphql::{Context, ID, Json, SimpleObject, Subscription};
 use coinfold_commands::history;
 use coinfold_commands::upcasting::upcast_payload;
 use coinfold_projections::global_log::{GlobalLog, RecordedEvent};
+use coinfold_projections::projection::notify::LOG_TOPIC;
 use coinfold_projections::queries;
 use futures_util::Stream;
 use rust_decimal::Decimal;
 use serde_json::Value;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -34,8 +36,10 @@ use super::portfolio::PortfolioSummary;
 use super::{api, owned, require_user};
 use crate::hub::{Hub, Subscription as Upstream};
 
-/// How often `events` looks for new events once it has caught up.
-const LOG_POLL: Duration = Duration::from_millis(50);
+/// How long `events`, caught up, waits for the log's doorbell (`coinfold.log`, rung
+/// after each commit of the API's and the alert evaluator's commands) before it looks
+/// again anyway: for appends that ring nothing (`coinfold import`) and lost doorbells.
+const LOG_POLL: Duration = Duration::from_millis(250);
 
 /// A price change.
 #[derive(SimpleObject)]
@@ -280,7 +284,9 @@ impl LiveSubscription {
             return Err(ApiError::validation("after", "a position is 0 or more"));
         }
         let pool = api(ctx).pool.clone();
+        let doorbell = hub(ctx).subscribe(LOG_TOPIC).await;
         let state = Tail {
+            doorbell,
             log: GlobalLog::new(pool.clone()),
             pool,
             user: principal.user_id,
@@ -298,7 +304,7 @@ impl LiveSubscription {
                     }
                     match state.next_batch().await {
                         Ok(true) => {}
-                        Ok(false) => tokio::time::sleep(LOG_POLL).await,
+                        Ok(false) => state.wait().await,
                         Err(error) => {
                             tracing::error!(%error, "reading the global log for a subscriber failed");
                             return None;
@@ -321,6 +327,8 @@ struct Revaluation {
 }
 
 struct Tail {
+    /// Rings after appends commit; the log is read again then.
+    doorbell: Upstream,
     log: GlobalLog,
     pool: sqlx::PgPool,
     user: Uuid,
@@ -334,6 +342,19 @@ struct Tail {
 }
 
 impl Tail {
+    /// Waits for the doorbell (at most `LOG_POLL`), then drops the rings that came
+    /// meanwhile: the read that follows covers every commit they stand for.
+    async fn wait(&mut self) {
+        let rang = tokio::time::timeout(LOG_POLL, self.doorbell.receiver.recv()).await;
+        if matches!(rang, Ok(Err(RecvError::Closed))) {
+            tokio::time::sleep(LOG_POLL).await;
+        }
+        while matches!(
+            self.doorbell.receiver.try_recv(),
+            Ok(_) | Err(TryRecvError::Lagged(_))
+        ) {}
+    }
+
     /// Reads the next events after the cursor and keeps the user's; false when there
     /// were none.
     async fn next_batch(&mut self) -> anyhow::Result<bool> {

@@ -6,7 +6,7 @@
 //! touched, derives lots (acquisitions minus what the disposals consumed) and holdings
 //! (lots summed per coin, plus realized gains) in SQL.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use coinfold_domain::portfolio::accounting::Disposal;
 use coinfold_domain::portfolio::{PortfolioEvent, Side, Trade, TransferIn, TransferOut};
@@ -46,16 +46,31 @@ impl LogProjection for Portfolios {
         events: &[RecordedEvent],
         out: &mut Output,
     ) -> Result<(), ProjectionError> {
-        let mut touched = BTreeSet::new();
+        // Each portfolio's version and position, written once per batch (its last
+        // event's), not once per event.
+        let mut versions: BTreeMap<Uuid, (i64, i64)> = BTreeMap::new();
+        let mut writes = Writes::default();
         for event in events.iter().filter(|e| e.aggregate_type == "Portfolio") {
             let id = aggregate_uuid(event)?;
-            apply_one(tx, id, event, decode(event)?).await?;
-            touched.insert(id);
+            apply_one(tx, &mut writes, id, event, decode(event)?).await?;
+            versions.insert(id, (event.sequence, event.global_position));
         }
-        if touched.is_empty() {
+        writes.flush(tx).await?;
+        if versions.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Uuid> = touched.into_iter().collect();
+        let ids: Vec<Uuid> = versions.keys().copied().collect();
+        let (sequences, positions): (Vec<i64>, Vec<i64>) = versions.values().copied().unzip();
+        sqlx::query(
+            "UPDATE portfolios p SET version = v.version, position = v.position \
+             FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(id, version, position) \
+             WHERE p.portfolio_id = v.id",
+        )
+        .bind(&ids)
+        .bind(&sequences)
+        .bind(&positions)
+        .execute(&mut *tx)
+        .await?;
         derive_lots_and_holdings(tx, &ids).await?;
         let owners: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
             "SELECT portfolio_id, owner_id, position FROM portfolios WHERE portfolio_id = ANY($1)",
@@ -73,12 +88,18 @@ impl LogProjection for Portfolios {
     }
 }
 
+/// Applies one event. Trades and disposals go into `writes`; any other statement
+/// flushes `writes` first, so the tables change in the events' order.
 async fn apply_one(
     tx: &mut PgConnection,
+    writes: &mut Writes,
     id: Uuid,
     event: &RecordedEvent,
     payload: PortfolioEvent,
 ) -> Result<(), ProjectionError> {
+    if !matches!(payload, PortfolioEvent::TradeRecorded { .. }) {
+        writes.flush(tx).await?;
+    }
     match payload {
         PortfolioEvent::Created {
             owner_id,
@@ -129,8 +150,8 @@ async fn apply_one(
             rederived,
             ..
         } => {
-            upsert_trade(tx, id, event.sequence, &trade).await?;
-            put_disposals(tx, id, disposal.iter().chain(&rederived)).await?;
+            writes.trade(id, event.sequence, trade);
+            writes.disposals(id, disposal.into_iter().chain(rederived));
         }
         PortfolioEvent::TradeCorrected {
             trade,
@@ -139,8 +160,8 @@ async fn apply_one(
         } => {
             // A sell corrected into a buy has no disposal any more.
             delete_disposal(tx, id, trade.trade_id).await?;
-            upsert_trade(tx, id, event.sequence, &trade).await?;
-            put_disposals(tx, id, disposal.iter().chain(&rederived)).await?;
+            writes.trade(id, event.sequence, trade);
+            writes.disposals(id, disposal.into_iter().chain(rederived));
         }
         PortfolioEvent::TradeVoided {
             trade_id,
@@ -157,14 +178,14 @@ async fn apply_one(
             .execute(&mut *tx)
             .await?;
             delete_disposal(tx, id, trade_id).await?;
-            put_disposals(tx, id, rederived.iter()).await?;
+            writes.disposals(id, rederived);
         }
         PortfolioEvent::TransferredIn {
             transfer,
             rederived,
         } => {
             insert_transfer_in(tx, id, event.sequence, &transfer).await?;
-            put_disposals(tx, id, rederived.iter()).await?;
+            writes.disposals(id, rederived);
         }
         PortfolioEvent::TransferredOut {
             transfer,
@@ -173,15 +194,9 @@ async fn apply_one(
             ..
         } => {
             insert_transfer_out(tx, id, event.sequence, &transfer).await?;
-            put_disposals(tx, id, std::iter::once(&disposal).chain(&rederived)).await?;
+            writes.disposals(id, std::iter::once(disposal).chain(rederived));
         }
     }
-    sqlx::query("UPDATE portfolios SET version = $2, position = $3 WHERE portfolio_id = $1")
-        .bind(id)
-        .bind(event.sequence)
-        .bind(event.global_position)
-        .execute(&mut *tx)
-        .await?;
     Ok(())
 }
 
@@ -197,46 +212,6 @@ async fn set_column(
     ))
     .bind(id)
     .bind(value)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-async fn upsert_trade(
-    tx: &mut PgConnection,
-    id: Uuid,
-    seq: i64,
-    trade: &Trade,
-) -> Result<(), ProjectionError> {
-    let price = trade.price.value();
-    let fee = trade.fee.value();
-    let (kind, cost) = match trade.side {
-        Side::Buy => ("BUY", Some(trade.quantity.value() * price + fee)),
-        Side::Sell => ("SELL", None),
-    };
-    // A correction keeps the entry's first `seq` (the order it was recorded in).
-    sqlx::query(
-        "INSERT INTO portfolio_transactions (portfolio_id, entry_id, seq, kind, coin, quantity, \
-         price, quote, fee, cost, executed_at, note, external_id, voided, void_reason) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, false, NULL) \
-         ON CONFLICT (portfolio_id, entry_id) DO UPDATE SET kind = excluded.kind, \
-         coin = excluded.coin, quantity = excluded.quantity, price = excluded.price, \
-         quote = excluded.quote, fee = excluded.fee, cost = excluded.cost, \
-         executed_at = excluded.executed_at, note = excluded.note, external_id = excluded.external_id",
-    )
-    .bind(id)
-    .bind(trade.trade_id)
-    .bind(seq)
-    .bind(kind)
-    .bind(trade.coin.as_str())
-    .bind(trade.quantity.value())
-    .bind(price)
-    .bind(trade.quote.as_str())
-    .bind(fee)
-    .bind(cost)
-    .bind(trade.executed_at)
-    .bind(trade.note.as_ref().map(|v| v.as_str()))
-    .bind(trade.external_id.as_ref().map(|v| v.as_str()))
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -336,34 +311,173 @@ async fn delete_disposal(
     Ok(())
 }
 
-async fn put_disposals<'a>(
-    tx: &mut PgConnection,
-    id: Uuid,
-    disposals: impl Iterator<Item = &'a Disposal>,
-) -> Result<(), ProjectionError> {
-    for disposal in disposals {
-        let lots = serde_json::to_value(&disposal.lots)
-            .map_err(|e| ProjectionError::Invalid(format!("disposal lots: {e}")))?;
-        sqlx::query(
-            "INSERT INTO portfolio_disposals (portfolio_id, entry_id, coin, quantity, cost_basis, \
-             proceeds, fee, realized_gain, lots) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (portfolio_id, entry_id) DO UPDATE SET coin = excluded.coin, \
-             quantity = excluded.quantity, cost_basis = excluded.cost_basis, \
-             proceeds = excluded.proceeds, fee = excluded.fee, \
-             realized_gain = excluded.realized_gain, lots = excluded.lots",
-        )
-        .bind(id)
-        .bind(disposal.entry_id)
-        .bind(disposal.coin.as_str())
-        .bind(disposal.quantity)
-        .bind(disposal.cost_basis)
-        .bind(disposal.proceeds)
-        .bind(disposal.fee)
-        .bind(disposal.realized_gain)
-        .bind(lots)
-        .execute(&mut *tx)
-        .await?;
+/// Trades and disposals to upsert, written with one statement per table: recording
+/// trades is most of any portfolio's log, and a statement per row was most of a
+/// rebuild's time. A later row for the same key replaces an earlier one, as a second
+/// upsert would; a correction keeps its trade's first `seq`, because the upsert leaves
+/// `seq` alone and `apply_one` flushes before a correction.
+#[derive(Default)]
+struct Writes {
+    trades: BTreeMap<(Uuid, Uuid), (i64, Trade)>,
+    disposals: BTreeMap<(Uuid, Uuid), Disposal>,
+}
+
+impl Writes {
+    fn trade(&mut self, portfolio: Uuid, seq: i64, trade: Trade) {
+        self.trades
+            .insert((portfolio, trade.trade_id), (seq, trade));
     }
+
+    fn disposals(&mut self, portfolio: Uuid, disposals: impl IntoIterator<Item = Disposal>) {
+        for disposal in disposals {
+            self.disposals
+                .insert((portfolio, disposal.entry_id), disposal);
+        }
+    }
+
+    async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
+        if !self.trades.is_empty() {
+            write_trades(tx, &std::mem::take(&mut self.trades)).await?;
+        }
+        if !self.disposals.is_empty() {
+            write_disposals(tx, &std::mem::take(&mut self.disposals)).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn write_trades(
+    tx: &mut PgConnection,
+    trades: &BTreeMap<(Uuid, Uuid), (i64, Trade)>,
+) -> Result<(), ProjectionError> {
+    let n = trades.len();
+    let (mut portfolios, mut entries, mut seqs) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut kinds, mut coins, mut quantities) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut prices, mut quotes, mut fees) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut costs, mut times, mut notes, mut externals) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for ((portfolio, entry), (seq, trade)) in trades {
+        let price = trade.price.value();
+        let fee = trade.fee.value();
+        let (kind, cost) = match trade.side {
+            Side::Buy => ("BUY", Some(trade.quantity.value() * price + fee)),
+            Side::Sell => ("SELL", None),
+        };
+        portfolios.push(*portfolio);
+        entries.push(*entry);
+        seqs.push(*seq);
+        kinds.push(kind);
+        coins.push(trade.coin.as_str());
+        quantities.push(trade.quantity.value());
+        prices.push(price);
+        quotes.push(trade.quote.as_str());
+        fees.push(fee);
+        costs.push(cost);
+        times.push(trade.executed_at);
+        notes.push(trade.note.as_ref().map(|v| v.as_str()));
+        externals.push(trade.external_id.as_ref().map(|v| v.as_str()));
+    }
+    // A correction keeps the entry's first `seq` (the order it was recorded in).
+    sqlx::query(
+        "INSERT INTO portfolio_transactions (portfolio_id, entry_id, seq, kind, coin, quantity, \
+         price, quote, fee, cost, executed_at, note, external_id, voided, void_reason) \
+         SELECT *, false, NULL FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], \
+           $5::text[], $6::numeric[], $7::numeric[], $8::text[], $9::numeric[], $10::numeric[], \
+           $11::timestamptz[], $12::text[], $13::text[]) \
+         ON CONFLICT (portfolio_id, entry_id) DO UPDATE SET kind = excluded.kind, \
+         coin = excluded.coin, quantity = excluded.quantity, price = excluded.price, \
+         quote = excluded.quote, fee = excluded.fee, cost = excluded.cost, \
+         executed_at = excluded.executed_at, note = excluded.note, external_id = excluded.external_id",
+    )
+    .bind(&portfolios)
+    .bind(&entries)
+    .bind(&seqs)
+    .bind(&kinds)
+    .bind(&coins)
+    .bind(&quantities)
+    .bind(&prices)
+    .bind(&quotes)
+    .bind(&fees)
+    .bind(&costs)
+    .bind(&times)
+    .bind(&notes)
+    .bind(&externals)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_disposals(
+    tx: &mut PgConnection,
+    disposals: &BTreeMap<(Uuid, Uuid), Disposal>,
+) -> Result<(), ProjectionError> {
+    let n = disposals.len();
+    let (mut portfolios, mut entries, mut coins) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut quantities, mut bases, mut proceeds) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut fees, mut gains, mut lots) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for ((portfolio, entry), disposal) in disposals {
+        portfolios.push(*portfolio);
+        entries.push(*entry);
+        coins.push(disposal.coin.as_str());
+        quantities.push(disposal.quantity);
+        bases.push(disposal.cost_basis);
+        proceeds.push(disposal.proceeds);
+        fees.push(disposal.fee);
+        gains.push(disposal.realized_gain);
+        lots.push(
+            serde_json::to_value(&disposal.lots)
+                .map_err(|e| ProjectionError::Invalid(format!("disposal lots: {e}")))?,
+        );
+    }
+    sqlx::query(
+        "INSERT INTO portfolio_disposals (portfolio_id, entry_id, coin, quantity, cost_basis, \
+         proceeds, fee, realized_gain, lots) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::numeric[], $5::numeric[], \
+           $6::numeric[], $7::numeric[], $8::numeric[], $9::jsonb[]) \
+         ON CONFLICT (portfolio_id, entry_id) DO UPDATE SET coin = excluded.coin, \
+         quantity = excluded.quantity, cost_basis = excluded.cost_basis, \
+         proceeds = excluded.proceeds, fee = excluded.fee, \
+         realized_gain = excluded.realized_gain, lots = excluded.lots",
+    )
+    .bind(&portfolios)
+    .bind(&entries)
+    .bind(&coins)
+    .bind(&quantities)
+    .bind(&bases)
+    .bind(&proceeds)
+    .bind(&fees)
+    .bind(&gains)
+    .bind(&lots)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

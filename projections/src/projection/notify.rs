@@ -9,13 +9,17 @@
 //! | `coinfold.portfolio.<id>` | `{portfolio_id, owner_id, position}`: holdings changed |
 //! | `coinfold.alert.<owner id>` | `{alert_id, coin, observation}`: an alert triggered |
 //! | `coinfold.sentiment.<COIN>` | the scored article |
+//! | `coinfold.log` | empty: events were appended to the store ([`ring_log`]) |
 //!
 //! Redis is a cache and a doorbell, not a source of truth: a failed publish is logged
 //! and the projection goes on (its rows are committed; a subscriber that missed a
 //! doorbell reads the read model). Hot values (`coinfold:price:<COIN>:<QUOTE>`) are
 //! written here too, after the commit, so the cache never shows an uncommitted value.
 
+use std::sync::Arc;
+
 use redis::aio::ConnectionManager;
+use tokio::sync::Notify;
 
 use super::Output;
 
@@ -64,4 +68,43 @@ impl Notifier {
             tracing::warn!(%error, notifications = out.notifications.len(), "publishing changes to Redis failed");
         }
     }
+}
+
+/// The topic rung after appends to the event store commit.
+pub const LOG_TOPIC: &str = "log";
+
+/// Publishes `coinfold.log` (empty) each time the returned `Notify` is notified, as
+/// `PgEventRepository::ringing` does after each commit; commits that come while a
+/// publish is under way ring once more, not once each. Followers of the global log on
+/// every API instance wake then instead of at their next poll. A failed publish is
+/// logged: followers still poll. The task runs as long as the runtime.
+pub fn ring_log(client: redis::Client, prefix: &str) -> Arc<Notify> {
+    let committed = Arc::new(Notify::new());
+    let rung = committed.clone();
+    let channel = channel(prefix, LOG_TOPIC);
+    tokio::spawn(async move {
+        let mut redis: Option<ConnectionManager> = None;
+        loop {
+            rung.notified().await;
+            if redis.is_none() {
+                match ConnectionManager::new(client.clone()).await {
+                    Ok(connection) => redis = Some(connection),
+                    Err(error) => {
+                        tracing::warn!(%error, "connecting to Redis for the log doorbell failed");
+                        continue;
+                    }
+                }
+            }
+            if let Some(connection) = redis.as_mut()
+                && let Err(error) = redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg("")
+                    .query_async::<()>(connection)
+                    .await
+            {
+                tracing::warn!(%error, "ringing the log doorbell failed");
+            }
+        }
+    });
+    committed
 }
