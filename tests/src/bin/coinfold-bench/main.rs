@@ -220,6 +220,9 @@ async fn main() -> anyhow::Result<()> {
         // A 100,000-row CSV is about 8 MB.
         settings.graphql.max_body_bytes = 64 << 20;
         settings.projections.alerts = false;
+        // Consumer groups of this run alone: tansu 0.6 holds a group whose member left
+        // without leaving (an earlier run's) for minutes before it assigns again.
+        settings.projections.group_prefix = format!("{}projections", settings.kafka.topic_prefix);
         settings.database.max_connections = 16;
     })
     .await;
