@@ -354,11 +354,14 @@ pub async fn fanout(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
     let topic = format!("{}{TICKS_TOPIC}", settings.kafka.topic_prefix);
     let producer: FutureProducer =
         producer_config(&settings.kafka.brokers, "bench-fanout").create()?;
-    measuring.store(true, Ordering::Relaxed);
     let seconds = bench.sizes.fanout_seconds;
     let mut every = tokio::time::interval(Duration::from_secs(1));
-    for n in 0..seconds {
+    // One update before measuring: the producer's first send also connects it.
+    for n in 0..=seconds {
         every.tick().await;
+        if n == 1 {
+            measuring.store(true, Ordering::Relaxed);
+        }
         let now = OffsetDateTime::now_utc();
         let tick = Tick {
             schema: TICK_SCHEMA,
