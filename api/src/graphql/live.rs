@@ -41,6 +41,9 @@ use crate::hub::{Hub, Subscription as Upstream};
 /// again anyway: for appends that ring nothing (`coinfold import`) and lost doorbells.
 const LOG_POLL: Duration = Duration::from_millis(250);
 
+/// The longest pause of the re-reads after a ring ([`Tail::wait`]).
+const RECHECK_UP_TO: Duration = Duration::from_millis(16);
+
 /// A price change.
 #[derive(SimpleObject)]
 pub struct PriceUpdate {
@@ -294,6 +297,7 @@ impl LiveSubscription {
             after,
             ready: VecDeque::new(),
             owners: HashMap::new(),
+            recheck: None,
         };
         Ok(futures_util::stream::unfold(
             state,
@@ -303,7 +307,7 @@ impl LiveSubscription {
                         return Some((event, state));
                     }
                     match state.next_batch().await {
-                        Ok(true) => {}
+                        Ok(true) => state.recheck = None,
                         Ok(false) => state.wait().await,
                         Err(error) => {
                             tracing::error!(%error, "reading the global log for a subscriber failed");
@@ -336,6 +340,8 @@ struct Tail {
     user_id: String,
     after: i64,
     ready: VecDeque<LogEvent>,
+    /// After a ring, the pause before reading again if the read found nothing.
+    recheck: Option<Duration>,
     /// Whether an aggregate is the user's, by aggregate id (ids are UUIDs, unique
     /// across types), as learnt.
     owners: HashMap<String, bool>,
@@ -344,11 +350,27 @@ struct Tail {
 impl Tail {
     /// Waits for the doorbell (at most `LOG_POLL`), then drops the rings that came
     /// meanwhile: the read that follows covers every commit they stand for.
+    ///
+    /// A commit may become readable only on a later read than the first after its
+    /// ring: the log's high-water mark moves past it once every transaction that was in
+    /// flight when the mark was taken has ended (ADR 0001), and other writers' (the
+    /// projections') transactions often are. So a read that finds nothing after a ring
+    /// is repeated after 1, 2, 4, 8 and 16 ms before the doorbell is waited for again;
+    /// otherwise the next ring (the next commit) would be what revealed it.
     async fn wait(&mut self) {
+        if let Some(pause) = self.recheck
+            && pause <= RECHECK_UP_TO
+        {
+            tokio::time::sleep(pause).await;
+            self.recheck = Some(pause * 2);
+            return;
+        }
         let rang = tokio::time::timeout(LOG_POLL, self.doorbell.receiver.recv()).await;
         if matches!(rang, Ok(Err(RecvError::Closed))) {
             tokio::time::sleep(LOG_POLL).await;
         }
+        self.recheck = matches!(rang, Ok(Ok(_) | Err(RecvError::Lagged(_))))
+            .then_some(Duration::from_millis(1));
         while matches!(
             self.doorbell.receiver.try_recv(),
             Ok(_) | Err(TryRecvError::Lagged(_))

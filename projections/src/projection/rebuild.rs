@@ -186,6 +186,22 @@ pub async fn rebuild_log<P: LogProjection>(
     result
 }
 
+/// Events folded before the shadow tables are first analyzed; again at each doubling.
+const FIRST_ANALYZE: u64 = 10_000;
+
+/// Gives the planner the shadow tables' sizes as they grow. Made empty and never
+/// analyzed, they were planned as tiny: the per-batch statements that take a few
+/// portfolios (`portfolio_id = ANY($1)`) read whole tables instead of their indexes,
+/// one sequential scan per table per batch, and a rebuild slowed as it went.
+async fn analyze(pool: &PgPool, shadow: &str, tables: &[&str]) -> Result<(), ProjectionError> {
+    for table in tables {
+        sqlx::query(&format!("ANALYZE {}.{}", quoted(shadow), quoted(table)))
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn fold_log_and_swap<P: LogProjection>(
     pool: &PgPool,
     projection: &P,
@@ -201,6 +217,7 @@ async fn fold_log_and_swap<P: LogProjection>(
     let mut log = GlobalLog::new(pool.clone());
     let mut position = 0;
     let mut applied = 0u64;
+    let mut analyze_at = FIRST_ANALYZE;
     // Everything committed when the rebuild started must be in the new tables before
     // they are swapped in. The high-water mark can trail for a while (any transaction
     // open in the cluster holds it back, ADR 0001), so an empty read is not the end.
@@ -224,6 +241,10 @@ async fn fold_log_and_swap<P: LogProjection>(
         position = last;
         applied += events.len() as u64;
         meter.report(applied, progress);
+        if applied >= analyze_at {
+            analyze(pool, &shadow, projection.tables()).await?;
+            analyze_at *= 2;
+        }
     }
     // The swap: what arrived meanwhile, then the tables, under the checkpoint's lock.
     let mut tx = pool.begin().await?;
