@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -23,13 +23,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::Bench;
 use crate::report::{Figure, Latencies, number};
+use crate::{Bench, record_trade};
 
 const EVENTS: &str = "subscription($after: Int!) { events(after: $after) { \
     globalPosition aggregateId eventType recordedAt } }";
-const RECORD_TRADE: &str =
-    "mutation($p: ID!, $t: TradeInput!) { recordTrade(portfolioId: $p, trade: $t) { version } }";
 
 /// `latency_events` trades recorded at `latency_rate` a second while one graphql-ws
 /// client follows `events`: from each event's recorded time (set in the appending
@@ -66,17 +64,7 @@ pub async fn latency(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
                 "side": "BUY", "coin": "ETH", "quantity": "1", "price": "3000",
                 "executedAt": (start + time::Duration::seconds(n as i64)).format(&Rfc3339)?,
             });
-            let sent = Instant::now();
-            let response: Value = http
-                .post(&url)
-                .bearer_auth(&token)
-                .json(&json!({ "query": RECORD_TRADE, "variables": { "p": id, "t": trade } }))
-                .send()
-                .await?
-                .json()
-                .await?;
-            round_trips.push(sent.elapsed());
-            anyhow::ensure!(response.get("errors").is_none(), "recordTrade: {response}");
+            round_trips.push(record_trade(&http, &url, &token, &id, trade).await?);
         }
         anyhow::Ok(round_trips)
     });
@@ -257,13 +245,12 @@ async fn subscribe(source: Ipv4Addr, server: SocketAddr) -> anyhow::Result<Socke
     Ok(ws)
 }
 
-/// Reads a subscriber's updates until the socket closes, recording each one's delay
-/// from the tick's exchange time while `measuring`.
-async fn follow(
-    mut ws: Socket,
-    measuring: Arc<AtomicBool>,
-    delays: Arc<Mutex<Vec<Duration>>>,
-) -> anyhow::Result<()> {
+/// What a worker's subscribers received: each update's exchange time (ms since the
+/// epoch) and its delay in ms.
+type Arrivals = Arc<Mutex<Vec<(i64, u32)>>>;
+
+/// Reads a subscriber's updates until the socket closes, noting each one's arrival.
+async fn follow(mut ws: Socket, arrivals: Arrivals) -> anyhow::Result<()> {
     while let Some(message) = ws.next().await {
         let Message::Text(body) = message? else {
             continue;
@@ -272,10 +259,10 @@ async fn follow(
         let value: Value = serde_json::from_str(&body)?;
         match value["type"].as_str() {
             Some("ping") => ws.send(text(json!({ "type": "pong" }))).await?,
-            Some("next") if measuring.load(Ordering::Relaxed) => {
+            Some("next") => {
                 if let Some(at) = value["payload"]["data"]["prices"]["at"].as_i64() {
-                    let delay = Duration::from_millis(u64::try_from(now_ms - at).unwrap_or(0));
-                    delays.lock().await.push(delay);
+                    let delay = u32::try_from((now_ms - at).max(0)).unwrap_or(u32::MAX);
+                    arrivals.lock().await.push((at, delay));
                 }
             }
             Some("error") => anyhow::bail!("subscription refused: {value}"),
@@ -285,46 +272,32 @@ async fn follow(
     Ok(())
 }
 
-/// `subscribers` graphql-ws clients of a separate `coinfold serve`, each on `prices` of
-/// BTC, while a BTC tick is produced every second: how long each update takes from the
-/// tick's exchange time to every subscriber, and the server's memory.
-pub async fn fanout(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
-    let limit = open_files_limit();
-    let wanted = bench.sizes.subscribers;
-    let count = wanted.min(limit.saturating_sub(2_048));
-    if count < wanted {
-        eprintln!(
-            "   the open files limit is {limit}: {count} subscribers instead of {wanted} (ulimit -n)"
-        );
-    }
-    let server = Server::start(bench).await?;
-    let (rss_idle, _) = memory_mib(server.pid());
+/// `coinfold-bench --fanout-worker ADDRESS --count N --source IP`: N anonymous
+/// subscribers of the server at ADDRESS, from IP, in a process of their own (each holds
+/// an open file, and a process may hold only so many). Prints `connected C failed F`
+/// once every subscriber has connected or failed; when its standard input closes,
+/// prints every update received as `<exchange time ms> <delay ms>` and exits.
+pub async fn worker(server: SocketAddr, count: usize, source: Ipv4Addr) -> anyhow::Result<()> {
+    let arrivals: Arrivals = Arc::new(Mutex::new(Vec::new()));
     let connected = Arc::new(AtomicUsize::new(0));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let delays = Arc::new(Mutex::new(Vec::new()));
     let failures = Arc::new(AtomicUsize::new(0));
-    let sources = count.div_ceil(20_000).max(1);
-    let connecting = Instant::now();
     let gate = Arc::new(tokio::sync::Semaphore::new(256));
     let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..count {
-        let source = Ipv4Addr::new(127, 0, 0, 2 + (n % sources) as u8);
-        let (connected, measuring, delays, failures, gate) = (
+    for _ in 0..count {
+        let (connected, failures, gate, arrivals) = (
             connected.clone(),
-            measuring.clone(),
-            delays.clone(),
             failures.clone(),
             gate.clone(),
+            arrivals.clone(),
         );
-        let address = server.address;
         tasks.spawn(async move {
             // At most 256 handshakes at once.
             let permit = gate.acquire_owned().await;
-            let result = match subscribe(source, address).await {
+            let result = match subscribe(source, server).await {
                 Ok(ws) => {
                     drop(permit);
                     connected.fetch_add(1, Ordering::Relaxed);
-                    follow(ws, measuring, delays).await
+                    follow(ws, arrivals).await
                 }
                 Err(error) => Err(error),
             };
@@ -335,20 +308,131 @@ pub async fn fanout(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
             }
         });
     }
-    while connected.load(Ordering::Relaxed) + failures.load(Ordering::Relaxed) < count {
-        anyhow::ensure!(
-            connecting.elapsed() < Duration::from_secs(600),
-            "{} of {count} subscribers connected in 10 minutes",
-            connected.load(Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    while connected.load(Ordering::Relaxed) + failures.load(Ordering::Relaxed) < count
+        && started.elapsed() < Duration::from_secs(600)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "connected {} failed {}",
+        connected.load(Ordering::Relaxed),
+        failures.load(Ordering::Relaxed)
+    );
+    std::io::Write::flush(&mut std::io::stdout())?;
+    tokio::task::spawn_blocking(|| std::io::read_to_string(std::io::stdin())).await??;
+    tasks.abort_all();
+    let arrivals = arrivals.lock().await;
+    let mut out = String::with_capacity(arrivals.len() * 20);
+    for (at, delay) in arrivals.iter() {
+        out.push_str(&format!("{at} {delay}\n"));
+    }
+    print!("{out}");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    Ok(())
+}
+
+/// A worker process and what it reports.
+struct Worker {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    /// The `connected C failed F` line, then every arrival, as its stdout gives them.
+    first_line: tokio::sync::oneshot::Receiver<String>,
+    rest: tokio::task::JoinHandle<Vec<(i64, u32)>>,
+}
+
+impl Worker {
+    fn start(server: SocketAddr, count: usize, source: Ipv4Addr) -> anyhow::Result<Self> {
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .args(["--fanout-worker", &server.to_string()])
+            .args(["--worker-count", &count.to_string()])
+            .args(["--worker-source", &source.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("the worker's stdout")?;
+        let (first_tx, first_line) = tokio::sync::oneshot::channel();
+        let rest = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let first = lines.next().and_then(Result::ok).unwrap_or_default();
+            let _ = first_tx.send(first);
+            lines
+                .map_while(Result::ok)
+                .filter_map(|line| {
+                    let (at, delay) = line.split_once(' ')?;
+                    Some((at.parse().ok()?, delay.parse().ok()?))
+                })
+                .collect()
+        });
+        Ok(Self {
+            child,
+            stdin,
+            first_line,
+            rest,
+        })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `subscribers` graphql-ws clients on `prices` of BTC, while a BTC tick is produced
+/// every second: how long each update takes from the tick's exchange time to every
+/// subscriber, and the servers' memory. A process may hold only so many open files
+/// (one per connection on each side), so beyond that limit the subscribers are spread
+/// over several `coinfold serve` processes, each with a client worker process of its
+/// own on its own source address (127.0.0.2, .3, …); Redis fans every update out to
+/// all of them, as it does between API instances.
+pub async fn fanout(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
+    let per_process = open_files_limit().saturating_sub(2_048).clamp(1, 20_000);
+    let count = bench.sizes.subscribers;
+    let processes = count.div_ceil(per_process).max(1);
+    anyhow::ensure!(
+        processes <= 250,
+        "{count} subscribers need {processes} servers"
+    );
+    let mut servers = Vec::with_capacity(processes);
+    for _ in 0..processes {
+        servers.push(Server::start(bench).await?);
+    }
+    let rss = |servers: &[Server]| -> (f64, f64) {
+        servers
+            .iter()
+            .map(|s| memory_mib(s.pid()))
+            .fold((0.0, 0.0), |(a, b), (c, d)| (a + c, b + d))
+    };
+    let (rss_idle, _) = rss(&servers);
+    let connecting = Instant::now();
+    let mut workers = Vec::with_capacity(processes);
+    for (k, server) in servers.iter().enumerate() {
+        let share = count / processes + usize::from(k < count % processes);
+        let source = Ipv4Addr::new(127, 0, 0, 2 + k as u8);
+        workers.push(Worker::start(server.address, share, source)?);
+    }
+    let (mut subscribed, mut failed) = (0usize, 0usize);
+    for worker in &mut workers {
+        let line = (&mut worker.first_line).await.unwrap_or_default();
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next(), words.next(), words.next()) {
+            (Some("connected"), Some(c), Some("failed"), Some(f)) => {
+                subscribed += c.parse::<usize>().unwrap_or(0);
+                failed += f.parse::<usize>().unwrap_or(0);
+            }
+            _ => anyhow::bail!("a fan-out worker said {line:?}"),
+        }
     }
     let connect_seconds = connecting.elapsed().as_secs_f64();
-    let subscribed = connected.load(Ordering::Relaxed);
     anyhow::ensure!(subscribed > 0, "no subscriber connected");
     // Subscriptions start after connection_ack: a moment for the last ones.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (rss_connected, _) = memory_mib(server.pid());
+    let (rss_connected, _) = rss(&servers);
 
     let settings = &bench.app.settings;
     let topic = format!("{}{TICKS_TOPIC}", settings.kafka.topic_prefix);
@@ -356,13 +440,14 @@ pub async fn fanout(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
         producer_config(&settings.kafka.brokers, "bench-fanout").create()?;
     let seconds = bench.sizes.fanout_seconds;
     let mut every = tokio::time::interval(Duration::from_secs(1));
+    let mut measured_from = i64::MAX;
     // One update before measuring: the producer's first send also connects it.
     for n in 0..=seconds {
         every.tick().await;
-        if n == 1 {
-            measuring.store(true, Ordering::Relaxed);
-        }
         let now = OffsetDateTime::now_utc();
+        if n == 1 {
+            measured_from = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        }
         let tick = Tick {
             schema: TICK_SCHEMA,
             source: Source::Coinbase,
@@ -391,12 +476,26 @@ pub async fn fanout(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
             .map_err(|(e, _)| e)?;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    measuring.store(false, Ordering::Relaxed);
-    let (rss_end, rss_peak) = memory_mib(server.pid());
-    let delays = Latencies::new(std::mem::take(&mut *delays.lock().await));
+    let (rss_end, rss_peak) = rss(&servers);
+    // Closing a worker's input makes it report what arrived.
+    let mut delays = Vec::new();
+    for worker in &mut workers {
+        drop(worker.stdin.take());
+    }
+    for worker in &mut workers {
+        let arrivals = (&mut worker.rest).await?;
+        delays.extend(
+            arrivals
+                .into_iter()
+                .filter(|(at, _)| *at >= measured_from)
+                .map(|(_, delay)| Duration::from_millis(u64::from(delay))),
+        );
+    }
+    drop(workers);
+    drop(servers);
+    let delays = Latencies::new(delays);
     let expected = subscribed * seconds as usize;
-    tasks.abort_all();
-    drop(server);
+    let servers_word = if processes == 1 { "server" } else { "servers" };
     Ok(vec![
         Figure::new(
             "fanout",
@@ -422,19 +521,22 @@ pub async fn fanout(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
         )
         .detail(
             "connected in",
-            format!("{connect_seconds:.1} s over {sources} source addresses"),
+            format!("{connect_seconds:.1} s, {processes} {servers_word} and client processes"),
         )
-        .detail("failed", failures.load(Ordering::Relaxed).to_string()),
+        .detail("failed", failed.to_string()),
         Figure::new(
             "fanout",
-            format!("server RSS with {} subscribers", number(subscribed as f64)),
+            format!(
+                "RSS of {processes} {servers_word}, {} subscribers",
+                number(subscribed as f64)
+            ),
             rss_end,
             "MiB",
         )
         .lower_is_better()
         .detail("idle", format!("{rss_idle:.0} MiB"))
         .detail("connected", format!("{rss_connected:.0} MiB"))
-        .detail("peak", format!("{rss_peak:.0} MiB"))
+        .detail("peaks summed", format!("{rss_peak:.0} MiB"))
         .detail(
             "per subscriber",
             format!(

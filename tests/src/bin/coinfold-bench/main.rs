@@ -60,6 +60,13 @@ struct Args {
     /// Subscribers in the fan-out scenario (default 50,000; --quick 200).
     #[arg(long)]
     subscribers: Option<usize>,
+    /// Internal: run as a fan-out client process against this server address.
+    #[arg(long, hide = true)]
+    fanout_worker: Option<std::net::SocketAddr>,
+    #[arg(long, hide = true, default_value_t = 0)]
+    worker_count: usize,
+    #[arg(long, hide = true, default_value = "127.0.0.2")]
+    worker_source: std::net::Ipv4Addr,
 }
 
 /// How big each scenario is.
@@ -168,6 +175,32 @@ impl Bench {
     }
 }
 
+const RECORD_TRADE: &str =
+    "mutation($p: ID!, $t: TradeInput!) { recordTrade(portfolioId: $p, trade: $t) { version } }";
+
+/// Records `trade` in `portfolio` over HTTP as the holder of `token` (for tasks that
+/// cannot borrow the bench); the mutation's round trip.
+pub async fn record_trade(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    portfolio: &str,
+    trade: serde_json::Value,
+) -> anyhow::Result<Duration> {
+    let sent = std::time::Instant::now();
+    let response: serde_json::Value = http
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({ "query": RECORD_TRADE, "variables": { "p": portfolio, "t": trade } }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let round_trip = sent.elapsed();
+    anyhow::ensure!(response.get("errors").is_none(), "recordTrade: {response}");
+    Ok(round_trip)
+}
+
 const DATABASE: &str = "coinfold_bench";
 
 async fn fresh_database(url: &str) -> anyhow::Result<String> {
@@ -189,6 +222,9 @@ async fn fresh_database(url: &str) -> anyhow::Result<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(server) = args.fanout_worker {
+        return live::worker(server, args.worker_count, args.worker_source).await;
+    }
     for name in &args.only {
         anyhow::ensure!(
             SCENARIOS.contains(&name.as_str()),

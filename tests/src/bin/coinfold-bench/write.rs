@@ -12,10 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::report::{Figure, Latencies, number};
-use crate::{Bench, seed};
-
-const RECORD_TRADE: &str =
-    "mutation($p: ID!, $t: TradeInput!) { recordTrade(portfolioId: $p, trade: $t) { version } }";
+use crate::{Bench, record_trade, seed};
 
 const IMPORT: &str = "mutation($p: ID!, $csv: String!) { \
     importTrades(portfolioId: $p, format: GENERIC, csv: $csv) { imported receipt { events } } }";
@@ -67,19 +64,9 @@ pub async fn commands(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
                 let trade = json!({
                     "side": "BUY", "coin": "BTC", "quantity": "0.01",
                     "price": (60_000 + n % 1000).to_string(),
-                    "executedAt": (start + time::Duration::seconds(n)).format(&Rfc3339).unwrap(),
+                    "executedAt": (start + time::Duration::seconds(n)).format(&Rfc3339)?,
                 });
-                let sent = Instant::now();
-                let response: Value = http
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&json!({ "query": RECORD_TRADE, "variables": { "p": portfolio, "t": trade } }))
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
-                latencies.push(sent.elapsed());
-                anyhow::ensure!(response.get("errors").is_none(), "recordTrade: {response}");
+                latencies.push(record_trade(&http, &url, &token, &portfolio, trade).await?);
             }
             anyhow::Ok(latencies)
         });
@@ -102,7 +89,7 @@ pub async fn commands(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
     raw_events_table(&bench.pool, "bench_inserts").await?;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..concurrency {
+    for _ in 0..concurrency {
         let (pool, payload, metadata) = (bench.pool.clone(), payload.clone(), metadata.clone());
         tasks.spawn(async move {
             let mut latencies = Vec::new();
@@ -122,7 +109,6 @@ pub async fn commands(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
                 .await?;
                 latencies.push(sent.elapsed());
             }
-            let _ = worker;
             anyhow::Ok(latencies)
         });
     }
