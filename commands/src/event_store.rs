@@ -11,6 +11,11 @@
 //! - the idempotency key's row, when the command carried one;
 //! - the snapshot, when cqrs-es asks for one.
 //!
+//! The events go in as one `INSERT … SELECT FROM unnest(…)` and their outbox rows as
+//! another (per 10,000 events), in sequence order, whatever the command's size. After
+//! the commit, a repository built `ringing` notifies its doorbell, which the API and the
+//! alert evaluator turn into `coinfold.log` on Redis for the log's followers.
+//!
 //! A second writer of the same aggregate version fails on the events' primary key,
 //! which becomes `OptimisticLockError` (cqrs-es's `AggregateConflict`); a second use
 //! of the same idempotency key fails on that table's key, which the command service

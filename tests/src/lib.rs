@@ -12,6 +12,9 @@
 //!
 //! The services come from `deploy/local/up.sh`; `DATABASE_URL` must name a role that
 //! may create databases. Set `TEST_LOG=1` to see the app's logs.
+//!
+//! The crate also holds `coinfold-bench` (`src/bin/coinfold-bench`, run by
+//! `scripts/bench.sh`): the benchmarks of `BENCHMARKS.md`, on the same harness.
 
 pub mod ws;
 
