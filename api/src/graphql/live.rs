@@ -6,9 +6,9 @@
 //! summary again whenever its holdings or one of its coins' prices change. `events`
 //! reads the event store's global log itself: from `after` up to the high-water mark,
 //! then on as events commit (woken by the log's doorbell, `coinfold.log`, which the
-//! command services ring after each commit; at the latest every 250 ms), so a client that reconnects with the last position it saw
-//! misses nothing and sees nothing twice. A user sees only the events of their own
-//! user, portfolios and alerts.
+//! command services ring after each commit; at the latest every 250 ms), so a client
+//! that reconnects with the last position it saw misses nothing and sees nothing twice.
+//! A user sees only the events of their own user, portfolios and alerts.
 //!
 //! A connection authenticates once, in `connection_init`'s payload:
 //! `{"authorization": "Bearer <access token>"}` or `{"apiKey": "<key>"}`. Market
