@@ -274,7 +274,8 @@ pub async fn print_status(settings: &Settings, partitions: bool) -> anyhow::Resu
     Ok(())
 }
 
-fn thousands(n: u64) -> String {
+/// `n` with its thousands separated by commas: `1,000,014`.
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

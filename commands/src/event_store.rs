@@ -65,7 +65,7 @@ struct AppendRows<'a> {
     sequences: Vec<i64>,
     event_types: Vec<&'a str>,
     versions: Vec<&'a str>,
-    payloads: Vec<Value>,
+    payloads: Vec<&'a Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -159,14 +159,16 @@ impl PgEventRepository {
                 .push(i64::try_from(event.sequence).map_err(unknown)?);
             rows.event_types.push(event.event_type.as_str());
             rows.versions.push(event.event_version.as_str());
-            rows.payloads.push(event.payload.clone());
+            rows.payloads.push(&event.payload);
         }
-        let returned: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        // The trigger hands out positions in insertion order (`ORDER BY n`), so the
+        // returned positions, ascending, are the events' in the order given.
+        let mut positions: Vec<i64> = sqlx::query_scalar(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
              SELECT t, i, s, e, v, p, m FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], \
                $5::text[], $6::jsonb[], $7::jsonb[]) WITH ORDINALITY AS r(t, i, s, e, v, p, m, n) \
              ORDER BY n \
-             RETURNING aggregate_type, aggregate_id, sequence, global_position",
+             RETURNING global_position",
         )
         .bind(&rows.types)
         .bind(&rows.ids)
@@ -178,24 +180,23 @@ impl PgEventRepository {
         .fetch_all(&mut **tx)
         .await
         .map_err(conflict_or_connection)?;
-        let positions: HashMap<(&str, &str, i64), i64> = returned
-            .iter()
-            .map(|(t, i, s, position)| ((t.as_str(), i.as_str(), *s), *position))
-            .collect();
+        positions.sort_unstable();
+        if positions.len() != events.len() {
+            return Err(PersistenceError::UnknownError(
+                format!(
+                    "{} events appended, {} positions returned",
+                    events.len(),
+                    positions.len()
+                )
+                .into(),
+            ));
+        }
 
         let mut messages = Vec::with_capacity(events.len());
         let mut headers = Vec::with_capacity(events.len());
-        for (n, event) in events.iter().enumerate() {
+        for (n, (event, position)) in events.iter().zip(positions).enumerate() {
             let (event_id, metadata, sequence) =
                 (rows.event_ids[n], &rows.metadata[n], rows.sequences[n]);
-            let position = positions
-                .get(&(rows.types[n], rows.ids[n], sequence))
-                .copied()
-                .ok_or_else(|| {
-                    PersistenceError::UnknownError(
-                        "an appended event came back without its global position".into(),
-                    )
-                })?;
             messages.push(json!({
                 "schema": 1,
                 "event_id": event_id,

@@ -132,6 +132,21 @@ impl TestApp {
         }
     }
 
+    /// Creates a portfolio called `name` (USD, FIFO) for the holder of `token`; its id.
+    pub async fn create_portfolio(&self, token: &str, name: &str) -> String {
+        let response = self
+            .graphql(
+                "mutation($i: CreatePortfolioInput!) { createPortfolio(input: $i) { id } }",
+                json!({ "i": { "name": name } }),
+                Some(token),
+            )
+            .await;
+        data(&response, "createPortfolio")["id"]
+            .as_str()
+            .expect("a portfolio id")
+            .to_owned()
+    }
+
     /// Runs every projection and the alert evaluator in this process, against the
     /// app's database and topics, until the returned handle is dropped. The stream
     /// topics are made first, as the topics job or ingest makes them in a deployment:

@@ -609,7 +609,11 @@ impl Portfolio {
             let in_order =
                 ledger.as_ref().is_some_and(|l| l.takes(&trade)) && !entry_ids.contains(&trade_id);
             let decided = match (&mut ledger, in_order) {
-                (Some(ledger), true) => working.record_in_order(trade, ledger).map(|e| vec![e]),
+                // `decide` has found the portfolio open before it called `import`.
+                (Some(ledger), true) => match &working.state {
+                    Some(state) => state.record_in_order(trade, ledger).map(|e| vec![e]),
+                    None => Err(PortfolioError::NotFound),
+                },
                 _ => working.decide(PortfolioCommand::RecordTrade { trade }),
             };
             match decided {
@@ -632,37 +636,6 @@ impl Portfolio {
             }
         }
         Ok(events)
-    }
-
-    /// `RecordTrade` for a trade that `ledger` takes (executed no earlier than any live
-    /// entry): its disposal comes from applying it to `ledger` alone, and no earlier
-    /// disposal changes, so there is nothing to re-derive. The same event as `decide`
-    /// would give, in O(1) instead of O(entries).
-    fn record_in_order(
-        &self,
-        trade: Trade,
-        ledger: &mut InOrder,
-    ) -> Result<PortfolioEvent, PortfolioError> {
-        let Some(state) = &self.state else {
-            return Err(PortfolioError::NotFound);
-        };
-        if state.archived {
-            return Err(PortfolioError::Archived);
-        }
-        let trade = state.check_trade(trade)?;
-        let entry = state.next_entry(Record::Trade(trade.clone()));
-        ledger.derived.apply(&entry.movement()?)?;
-        ledger.last = Some(
-            ledger
-                .last
-                .map_or(trade.executed_at, |l| l.max(trade.executed_at)),
-        );
-        Ok(PortfolioEvent::TradeRecorded {
-            disposal: ledger.derived.disposals.get(&entry.id()).cloned(),
-            method: state.method,
-            trade,
-            rederived: vec![],
-        })
     }
 
     pub fn evolve(&mut self, event: &PortfolioEvent) {
@@ -775,6 +748,32 @@ impl PortfolioState {
         })
     }
 
+    /// `RecordTrade` for a trade that `ledger` takes (executed no earlier than any live
+    /// entry): its disposal comes from applying it to `ledger` alone, and no earlier
+    /// disposal changes, so there is nothing to re-derive. The same event as `decide`
+    /// would give, in O(1) instead of O(entries). The caller has checked that the
+    /// portfolio is open and the trade id is new.
+    fn record_in_order(
+        &self,
+        trade: Trade,
+        ledger: &mut InOrder,
+    ) -> Result<PortfolioEvent, PortfolioError> {
+        let trade = self.check_trade(trade)?;
+        let entry = self.next_entry(Record::Trade(trade.clone()));
+        ledger.derived.apply(&entry.movement()?)?;
+        ledger.last = Some(
+            ledger
+                .last
+                .map_or(trade.executed_at, |l| l.max(trade.executed_at)),
+        );
+        Ok(PortfolioEvent::TradeRecorded {
+            disposal: ledger.derived.disposals.get(&entry.id()).cloned(),
+            method: self.method,
+            trade,
+            rederived: vec![],
+        })
+    }
+
     fn check_new_entry(&self, id: Uuid) -> Result<(), PortfolioError> {
         if self.entries.iter().any(|e| e.id() == id) {
             Err(PortfolioError::DuplicateEntry(id))
@@ -849,7 +848,7 @@ impl PortfolioState {
 
 /// An import's running ledger: the derivation of a portfolio's entries and the latest
 /// time among the live ones. A trade executed at or after that time sorts last, so it
-/// is applied to the ledger alone ([`Portfolio::record_in_order`]).
+/// is applied to the ledger alone (`PortfolioState::record_in_order`).
 struct InOrder {
     derived: Derived,
     last: Option<OffsetDateTime>,

@@ -35,7 +35,7 @@ const EVENTS: &str = "subscription($after: Int!) { events(after: $after) { \
 pub async fn latency(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
     let count = bench.sizes.latency_events;
     let rate = bench.sizes.latency_rate;
-    let portfolio = bench.create_portfolio("latency").await?;
+    let portfolio = bench.create_portfolio("latency").await;
     let head: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
         .fetch_one(&bench.pool)
         .await?;

@@ -36,7 +36,6 @@ use anyhow::Context;
 use clap::Parser;
 use coinfold_api::settings::url_with_database;
 use coinfold_tests::{Session, TestApp, spawn_app_with};
-use secrecy::ExposeSecret;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -161,17 +160,8 @@ impl Bench {
     }
 
     /// A new portfolio of the bench user's; its id.
-    pub async fn create_portfolio(&self, name: &str) -> anyhow::Result<String> {
-        let data = self
-            .graphql(
-                "mutation($i: CreatePortfolioInput!) { createPortfolio(input: $i) { id } }",
-                json!({ "i": { "name": name } }),
-            )
-            .await?;
-        data["createPortfolio"]["id"]
-            .as_str()
-            .map(str::to_owned)
-            .context("createPortfolio answered no id")
+    pub async fn create_portfolio(&self, name: &str) -> String {
+        self.app.create_portfolio(&self.session.token, name).await
     }
 }
 
@@ -334,22 +324,5 @@ async fn main() -> anyhow::Result<()> {
         });
         println!("{}", serde_json::to_string_pretty(&document)?);
     }
-    // The app's Redis and broker settings, for the record (no secret in them).
-    eprintln!(
-        "# services: redis {}, kafka {}",
-        redact(bench.app.settings.redis.url.expose_secret()),
-        bench.app.settings.kafka.brokers
-    );
-    tokio::time::sleep(Duration::from_millis(100)).await;
     Ok(())
-}
-
-/// A URL without its password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use coinfold_api::project::thousands;
 use serde_json::{Value, json};
 
 /// One measured figure, beside the raw ceiling measured in the same run.
@@ -109,27 +110,18 @@ impl Figure {
     }
 }
 
-/// A number as a person reads it: thousands separated, at most one decimal above 100.
+/// A number as a person reads it: two decimals below 100, else whole and with
+/// thousands separated (as `coinfold projections rebuild` prints them).
 pub fn number(value: f64) -> String {
-    if !value.is_finite() {
-        return value.to_string();
-    }
-    if value.abs() < 100.0 {
+    if !value.is_finite() || value.abs() < 100.0 {
         return format!("{value:.2}");
     }
-    let rounded = value.round() as i64;
-    let digits = rounded.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
+    let whole = thousands(value.abs().round() as u64);
+    if value < 0.0 {
+        format!("-{whole}")
+    } else {
+        whole
     }
-    if rounded < 0 {
-        out.insert(0, '-');
-    }
-    out
 }
 
 /// Latencies, sorted once, read by percentile.

@@ -40,11 +40,7 @@ pub async fn commands(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
     let run_for = Duration::from_secs(bench.sizes.command_seconds);
     let mut portfolios = Vec::new();
     for worker in 0..concurrency {
-        portfolios.push(
-            bench
-                .create_portfolio(&format!("commands {worker}"))
-                .await?,
-        );
+        portfolios.push(bench.create_portfolio(&format!("commands {worker}")).await);
     }
     let url = bench.app.url("/graphql");
     let started = Instant::now();
@@ -169,7 +165,7 @@ pub fn trades_csv(n: usize, first: usize) -> String {
 /// One `importTrades` of `trades` trades against a COPY of the rows it stored.
 pub async fn import(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
     let trades = bench.sizes.import_trades;
-    let portfolio = bench.create_portfolio("import").await?;
+    let portfolio = bench.create_portfolio("import").await;
     let csv = trades_csv(trades, 0);
     let started = Instant::now();
     let data = bench
@@ -304,7 +300,7 @@ pub async fn portfolio_with_trades(
     trades: usize,
     chunks: usize,
 ) -> anyhow::Result<(String, Vec<OffsetDateTime>)> {
-    let portfolio = bench.create_portfolio(name).await?;
+    let portfolio = bench.create_portfolio(name).await;
     let per_chunk = trades.div_ceil(chunks.max(1));
     let mut times = Vec::new();
     let mut first = 0;
