@@ -62,7 +62,7 @@ pub struct AuthSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct GraphqlSettings {
-    /// The deepest selection a query may nest.
+    /// The deepest selection a query may nest (introspection fields not counted).
     pub max_depth: usize,
     /// The most fields (each counted once, lists by their page size) a query may ask.
     pub max_complexity: usize,
@@ -77,6 +77,9 @@ pub struct GraphqlSettings {
     /// empty allows none. `COINFOLD_GRAPHQL__CORS_ORIGINS` takes a comma-separated list.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// The shortest time between two summaries of a `portfolio(id)` subscription, in
+    /// milliseconds (price ticks in between are folded into the next one).
+    pub portfolio_update_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

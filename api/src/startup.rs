@@ -194,7 +194,14 @@ fn graphql_state(
         settings.graphql.ip_requests_per_minute,
     ));
     Ok(GraphqlState {
-        schema: graphql::schema(api.clone(), hub, limits),
+        schema: graphql::schema(
+            api.clone(),
+            hub,
+            limits,
+            graphql::LiveSettings {
+                portfolio_every: Duration::from_millis(settings.graphql.portfolio_update_ms),
+            },
+        ),
         api,
         limits,
         limiter,

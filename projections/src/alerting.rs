@@ -315,6 +315,49 @@ async fn warm(
     Ok(history)
 }
 
+/// What an alert on `coin` observes right now, when its condition already holds: the
+/// latest USD price (and the minute history and sentiment behind it) as the evaluator
+/// would see them on the coin's next tick. An alert created while its condition holds
+/// fires at once instead of on that tick. A crossing needs a price before and after,
+/// so it never fires here; None too when the coin has no USD price yet.
+pub async fn evaluate_now(
+    pool: &PgPool,
+    coin: &str,
+    condition: &AlertCondition,
+) -> Result<Option<Observation>, ProjectionError> {
+    let latest: Option<(Decimal, OffsetDateTime)> = sqlx::query_as(
+        "SELECT price, exchange_time FROM read.latest_prices \
+         WHERE coin = $1 AND quote = ANY($2) ORDER BY array_position($2, quote) LIMIT 1",
+    )
+    .bind(coin)
+    .bind(USD_QUOTES)
+    .fetch_optional(pool)
+    .await?;
+    let Some((price, at)) = latest else {
+        return Ok(None);
+    };
+    let history = warm(pool, coin, at).await?;
+    let sentiment: Option<f64> = match condition {
+        AlertCondition::SentimentBelow { .. } | AlertCondition::SentimentAbove { .. } => {
+            sqlx::query_scalar(
+                "SELECT sum(score_sum) / sum(articles) FROM read.sentiment_hourly \
+                 WHERE coin = $1 AND hour > $2 HAVING sum(articles) > 0",
+            )
+            .bind(coin)
+            .bind(OffsetDateTime::now_utc() - time::Duration::hours(24))
+            .fetch_optional(pool)
+            .await?
+        }
+        _ => None,
+    };
+    Ok(observe(condition, &history, None, price, at, sentiment).filter(|o| condition.is_met(o)))
+}
+
+/// The idempotency key of the trigger at an alert's creation.
+pub fn creation_trigger_key(alert_id: Uuid) -> String {
+    format!("alert-trigger:{alert_id}:created")
+}
+
 /// What the evaluator did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct EvaluatorStats {

@@ -359,7 +359,8 @@ pub struct Overview {
 const COIN_COLUMNS: &str =
     "coin, name, market_cap_rank, market_cap, total_volume, price_usd, change_24h_pct";
 
-/// Totals over the known coins and the `top` biggest 24 h gainers and losers.
+/// Totals over the known coins and the `top` biggest 24 h gainers (a positive change)
+/// and losers (a negative one).
 pub async fn market_overview(pool: &PgPool, top: i64) -> Result<Overview, QueryError> {
     let top = top.clamp(1, 100);
     let (total_market_cap, total_volume, coins): (Decimal, Decimal, i64) = sqlx::query_as(
@@ -367,17 +368,19 @@ pub async fn market_overview(pool: &PgPool, top: i64) -> Result<Overview, QueryE
     )
     .fetch_one(pool)
     .await?;
-    let ranked = |order: &str| {
+    // A gainer went up and a loser down: with few coins moving one way, a list is
+    // shorter than `top` rather than padded with coins that moved the other way.
+    let ranked = |sign: &str, order: &str| {
         format!(
-            "SELECT {COIN_COLUMNS} FROM read.coins WHERE change_24h_pct IS NOT NULL \
+            "SELECT {COIN_COLUMNS} FROM read.coins WHERE change_24h_pct {sign} 0 \
              ORDER BY change_24h_pct {order}, coin LIMIT $1"
         )
     };
-    let gainers = sqlx::query_as(&ranked("DESC"))
+    let gainers = sqlx::query_as(&ranked(">", "DESC"))
         .bind(top)
         .fetch_all(pool)
         .await?;
-    let losers = sqlx::query_as(&ranked("ASC"))
+    let losers = sqlx::query_as(&ranked("<", "ASC"))
         .bind(top)
         .fetch_all(pool)
         .await?;

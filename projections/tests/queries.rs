@@ -119,6 +119,22 @@ async fn search_ranks_symbol_then_name_and_pages(pool: PgPool) {
     assert_eq!(overview.coins, 5);
     assert_eq!(names(overview.gainers), ["BTT", "BTC"]);
     assert_eq!(names(overview.losers), ["BCH", "ETH"]);
+    // With fewer coins going one way than asked for, the list is shorter: a coin that
+    // went down is never a gainer, nor one that went up a loser.
+    let overview = market_overview(&pool, 4).await.unwrap();
+    assert_eq!(names(overview.gainers), ["BTT", "BTC", "WBTC"]);
+    assert_eq!(names(overview.losers), ["BCH", "ETH"]);
+    exec(
+        &pool,
+        "UPDATE read.coins SET change_24h_pct = 0 WHERE coin = 'ETH'",
+    )
+    .await;
+    let overview = market_overview(&pool, 4).await.unwrap();
+    assert_eq!(
+        names(overview.losers),
+        ["BCH"],
+        "an unchanged coin is neither"
+    );
 }
 
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]

@@ -201,3 +201,127 @@ async fn only_allowed_origins_pass_cors(pool: PgPool) {
             .is_none()
     );
 }
+
+/// graphql-js 16's `getIntrospectionQuery({ descriptions: true, specifiedByUrl: true,
+/// directiveIsRepeatable: true, schemaDescription: true, inputValueDeprecation: true })`,
+/// what GraphiQL 4, Apollo and GraphQL Code Generator send: 13 fields deep.
+const INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    description
+    queryType { name }
+    mutationType { name }
+    subscriptionType { name }
+    types { ...FullType }
+    directives {
+      name
+      description
+      isRepeatable
+      locations
+      args(includeDeprecated: true) { ...InputValue }
+    }
+  }
+}
+fragment FullType on __Type {
+  kind
+  name
+  description
+  specifiedByURL
+  fields(includeDeprecated: true) {
+    name
+    description
+    args(includeDeprecated: true) { ...InputValue }
+    type { ...TypeRef }
+    isDeprecated
+    deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) {
+    name
+    description
+    isDeprecated
+    deprecationReason
+  }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name
+  description
+  type { ...TypeRef }
+  defaultValue
+  isDeprecated
+  deprecationReason
+}
+fragment TypeRef on __Type {
+  kind
+  name
+  ofType {
+    kind
+    name
+    ofType {
+      kind
+      name
+      ofType {
+        kind
+        name
+        ofType {
+          kind
+          name
+          ofType {
+            kind
+            name
+            ofType {
+              kind
+              name
+              ofType {
+                kind
+                name
+                ofType { kind name }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"#;
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn standard_introspection_passes_while_deep_queries_are_refused(pool: PgPool) {
+    let app = spawn_app_with(&pool, |s| s.graphql.max_depth = 4).await;
+    let schema = app.graphql(INTROSPECTION, json!({}), None).await;
+    assert!(schema.get("errors").is_none(), "{schema}");
+    let types = schema["data"]["__schema"]["types"].as_array().unwrap();
+    assert!(
+        types.iter().any(|t| t["name"] == "PriceUpdate"),
+        "{} types, no PriceUpdate",
+        types.len()
+    );
+    // Four levels pass; a fifth, even through a fragment, is refused.
+    let alice = app.sign_up("alice").await;
+    let four_deep = app
+        .graphql(
+            "{ me { apiKeys { pageInfo { hasNextPage } } } }",
+            json!({}),
+            Some(&alice.token),
+        )
+        .await;
+    assert!(four_deep.get("errors").is_none(), "{four_deep}");
+    let five = app
+        .graphql(
+            "{ me { ...K } } fragment K on User { apiKeys { edges { node { id } } } }",
+            json!({}),
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(error_code(&five), "VALIDATION", "{five}");
+    assert!(
+        five["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested too deep"),
+        "{five}"
+    );
+}

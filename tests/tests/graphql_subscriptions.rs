@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use coinfold_tests::ws::WsClient;
-use coinfold_tests::{TestApp, data, spawn_app, usd_tick};
+use coinfold_tests::{TestApp, data, spawn_app, spawn_app_with, usd_tick};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -97,6 +97,16 @@ async fn prices_arrive_after_ticks_are_produced(pool: PgPool) {
     let update = &first["data"]["prices"];
     assert_eq!(update["coin"], "BTC");
     assert_eq!(update["quote"], "USD");
+    // The exchange time is a DateTime (epoch milliseconds overflow GraphQL's Int).
+    let at = OffsetDateTime::parse(
+        update["at"].as_str().expect("at is a DateTime string"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        (OffsetDateTime::now_utc() - at).abs() < time::Duration::minutes(2),
+        "{at}"
+    );
     assert!(["101.5", "102.5"].contains(&update["price"].as_str().unwrap()));
     // The next tick comes through as it is projected.
     app.produce_ticks(&[usd_tick(
@@ -420,6 +430,101 @@ async fn a_portfolio_is_revalued_on_price_and_holding_changes_for_its_owner_only
         bobs.receive(Duration::from_millis(500)).await,
         None,
         "bob received alice's portfolio"
+    );
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_portfolio_subscription_sends_at_most_one_summary_a_second_and_only_changes(
+    pool: PgPool,
+) {
+    let app = spawn_app(&pool).await;
+    let _projections = app.run_projections().await;
+    btc_priced_at(&app, "100").await;
+    let alice = app.sign_up("alice").await;
+    let portfolio = app.create_portfolio(&alice.token, "p").await;
+    let buy = json!({ "side": "BUY", "coin": "BTC", "quantity": "2", "price": "80",
+                      "executedAt": "2026-01-01T00:00:00Z" });
+    data(
+        &app.graphql(
+            TRADE,
+            json!({ "p": portfolio, "t": buy }),
+            Some(&alice.token),
+        )
+        .await,
+        "recordTrade",
+    );
+    let mut client = WsClient::connect(app.address, bearer(&alice.token))
+        .await
+        .unwrap();
+    client
+        .subscribe(
+            "subscription($id: ID!) { portfolio(id: $id) { usd { value } } }",
+            json!({ "id": portfolio }),
+        )
+        .await;
+    next_where(
+        "alice",
+        &mut client,
+        "portfolio",
+        Duration::from_secs(10),
+        |p| decimal(&p["usd"]["value"]) == Decimal::from(200),
+    )
+    .await;
+
+    // 30 new prices over several seconds, five at a time: a summary at most once a
+    // second, and the last price's among them. A reader of its own notes each summary
+    // as it arrives.
+    let reader = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut received = Vec::new();
+        while let Some(payload) = client
+            .next(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            let value = decimal(&payload["data"]["portfolio"]["usd"]["value"]);
+            received.push((tokio::time::Instant::now(), value));
+            if value == Decimal::from(260) {
+                break;
+            }
+        }
+        (client, received)
+    });
+    for burst in 0..6 {
+        let ticks: Vec<_> = (1..=5)
+            .map(|i| {
+                let price = Decimal::from(100 + burst * 5 + i);
+                usd_tick("BTC", price, OffsetDateTime::now_utc())
+            })
+            .collect();
+        app.produce_ticks(&ticks).await;
+    }
+    let (mut client, received) = reader.await.unwrap();
+    let values: Vec<Decimal> = received.iter().map(|(_, v)| *v).collect();
+    assert_eq!(values.last(), Some(&Decimal::from(260)), "{values:?}");
+    assert!(values.len() >= 2, "{values:?}");
+    for pair in received.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(
+            gap >= Duration::from_millis(900),
+            "two summaries {gap:?} apart: {values:?}"
+        );
+    }
+
+    // The same price again and again changes no figure: nothing is sent.
+    let same: Vec<_> = (0..10)
+        .map(|i| {
+            usd_tick(
+                "BTC",
+                Decimal::from(130),
+                OffsetDateTime::now_utc() + time::Duration::milliseconds(i),
+            )
+        })
+        .collect();
+    app.produce_ticks(&same).await;
+    assert_eq!(
+        client.next(Duration::from_secs(3)).await,
+        None,
+        "a summary with no change"
     );
 }
 

@@ -41,6 +41,16 @@ pub enum RefreshError {
     Database(#[from] sqlx::Error),
 }
 
+/// What a logout found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logout {
+    /// The session was live; now it is over.
+    Ended,
+    /// The session had already ended: logged out, revoked (a reused token, a password
+    /// change, a deactivation), or every token of it expired.
+    AlreadyEnded,
+}
+
 #[derive(sqlx::FromRow)]
 struct StoredToken {
     family_id: Uuid,
@@ -155,20 +165,35 @@ impl RefreshTokens {
         Ok(next)
     }
 
-    /// Revokes the family of `token` (logout); returns it, or None for an unknown
-    /// token.
-    pub async fn revoke(&self, token: &SecretString) -> Result<Option<Uuid>, RefreshError> {
+    /// Ends the session (family) of `token` (logout): what it found, or None for an
+    /// unknown token.
+    pub async fn revoke(&self, token: &SecretString) -> Result<Option<Logout>, RefreshError> {
+        let now = OffsetDateTime::now_utc();
         let mut tx = self.pool.begin().await?;
         let family: Option<Uuid> =
             sqlx::query_scalar("SELECT family_id FROM auth_refresh_tokens WHERE token_hash = $1")
                 .bind(digest(token.expose_secret()))
                 .fetch_optional(&mut *tx)
                 .await?;
-        if let Some(family) = family {
-            revoke_family(&mut tx, family, OffsetDateTime::now_utc()).await?;
-        }
+        let Some(family) = family else {
+            return Ok(None);
+        };
+        // Live: a token of the family could still be used (not revoked, used or expired).
+        let live: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM auth_refresh_tokens WHERE family_id = $1 \
+             AND revoked_at IS NULL AND used_at IS NULL AND expires_at > $2)",
+        )
+        .bind(family)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        revoke_family(&mut tx, family, now).await?;
         tx.commit().await?;
-        Ok(family)
+        Ok(Some(if live {
+            Logout::Ended
+        } else {
+            Logout::AlreadyEnded
+        }))
     }
 
     /// Revokes a family (e.g. its user was deactivated).

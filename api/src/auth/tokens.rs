@@ -1,7 +1,8 @@
 //! Access tokens: JWTs signed with HS256 and the server's secret, valid for 15 minutes
 //! by default. Only HS256 is accepted (a token saying `alg: none`, or any other
 //! algorithm, is refused before its signature is looked at), the issuer must be ours,
-//! and `exp`, `iat`, `iss`, `sub` and `sid` must be present.
+//! and `exp`, `iat`, `iss`, `sub`, `sid` and `jti` must be present. `jti` is a fresh
+//! UUID per token, so two tokens issued in the same second for one session differ.
 
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
+    /// This token's own id.
+    pub jti: Uuid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +78,7 @@ impl AccessTokens {
             iat: now.unix_timestamp(),
             exp: expires_at.unix_timestamp(),
             iss: ISSUER.to_owned(),
+            jti: Uuid::new_v4(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| TokenError::Invalid)?;
@@ -110,6 +114,20 @@ mod tests {
         assert_eq!(expires_at, now + Duration::from_secs(900));
         let claims = t.verify(&token).unwrap();
         assert_eq!((claims.sub, claims.sid), (user, session));
+    }
+
+    #[test]
+    fn tokens_issued_in_the_same_second_for_one_session_differ() {
+        let t = tokens(SECRET);
+        let (user, session) = (Uuid::now_v7(), Uuid::now_v7());
+        let now = OffsetDateTime::now_utc();
+        let (first, _) = t.issue(user, session, now).unwrap();
+        let (second, _) = t.issue(user, session, now).unwrap();
+        assert_ne!(first, second);
+        assert_ne!(
+            t.verify(&first).unwrap().jti,
+            t.verify(&second).unwrap().jti
+        );
     }
 
     #[test]

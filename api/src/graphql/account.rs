@@ -24,7 +24,18 @@ use super::page::Page;
 use super::portfolio::field;
 use super::{Api, Receipt, api, require_user, user_context};
 use crate::auth::Via;
-use crate::auth::refresh::{IssuedRefresh, RefreshError};
+use crate::auth::refresh::{IssuedRefresh, Logout, RefreshError};
+
+/// What `logout` did.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum LogoutOutcome {
+    /// The session was live and is now ended.
+    Ended,
+    /// The session had already ended (logged out, revoked, or expired); nothing changed.
+    AlreadyEnded,
+    /// No session has this refresh token.
+    UnknownToken,
+}
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Serialize)]
 #[graphql(remote = "coinfold_domain::user::Theme")]
@@ -321,18 +332,23 @@ impl AccountMutation {
     }
 
     /// Ends the session of `refreshToken`: its refresh tokens and its access tokens stop
-    /// working. True when there was such a session.
+    /// working. Answers whether it ended a live session, found it already ended, or
+    /// does not know the token.
     async fn logout(
         &self,
         ctx: &Context<'_>,
         #[graphql(secret)] refresh_token: String,
-    ) -> Result<bool, ApiError> {
-        let revoked = api(ctx)
+    ) -> Result<LogoutOutcome, ApiError> {
+        let found = api(ctx)
             .refresh
             .revoke(&SecretString::from(refresh_token))
             .await
             .map_err(refresh_error)?;
-        Ok(revoked.is_some())
+        Ok(match found {
+            Some(Logout::Ended) => LogoutOutcome::Ended,
+            Some(Logout::AlreadyEnded) => LogoutOutcome::AlreadyEnded,
+            None => LogoutOutcome::UnknownToken,
+        })
     }
 
     async fn update_profile(

@@ -8,11 +8,13 @@
 
 use async_graphql::connection::{Connection, OpaqueCursor};
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, OneofObject, SimpleObject};
+use coinfold_commands::service::{Actor, CommandContext};
 use coinfold_domain::alert::{
     AlertCommand, AlertCondition, AlertError, Direction, MovingAverage, Repeat,
 };
 use coinfold_domain::user::UserCommand;
 use coinfold_domain::values::{CoinSymbol, Price};
+use coinfold_projections::alerting;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::Value;
@@ -309,6 +311,36 @@ fn alert_refusal(error: AlertError) -> ApiError {
     }
 }
 
+/// Fires a new alert whose condition already holds at the latest price, as the
+/// evaluator would on the coin's next tick (with the same system actor). A failure
+/// here is logged and left to that tick: the alert itself was created.
+async fn fire_if_met(api: &super::Api, alert_id: Uuid, coin: &str, condition: &AlertCondition) {
+    let observation = match alerting::evaluate_now(&api.pool, coin, condition).await {
+        Ok(Some(observation)) => observation,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(alert.id = %alert_id, %error, "evaluating a new alert failed");
+            return;
+        }
+    };
+    let context = CommandContext::new(Actor::System("alert-evaluator".to_owned()))
+        .with_idempotency_key(alerting::creation_trigger_key(alert_id));
+    match api
+        .alerts
+        .execute(
+            &alert_id.to_string(),
+            AlertCommand::Trigger { observation },
+            &context,
+        )
+        .await
+    {
+        Ok(_) => tracing::info!(alert.id = %alert_id, coin, "alert triggered at creation"),
+        Err(error) => {
+            tracing::warn!(alert.id = %alert_id, %error, "triggering a new alert failed")
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct AlertMutation;
 
@@ -372,11 +404,12 @@ impl AlertMutation {
         let coin = field("coin", CoinSymbol::parse(&input.coin))?;
         let coin = known_coin(api, "coin", coin).await?;
         let alert_id = entry_id("alertId", &input.alert_id, &principal, &idempotency_key)?;
+        let condition = input.condition.condition()?;
         let command = AlertCommand::Create {
             alert_id,
             owner_id: principal.user_id,
-            coin,
-            condition: input.condition.condition()?,
+            coin: coin.clone(),
+            condition: condition.clone(),
             repeat: Repeat::from(input.repeat),
             cooldown_seconds: input.cooldown_seconds,
             now: OffsetDateTime::now_utc(),
@@ -387,6 +420,9 @@ impl AlertMutation {
             .execute(&alert_id.to_string(), command, &context)
             .await
             .map_err(|e| command_error(e, alert_refusal))?;
+        if !outcome.replayed {
+            fire_if_met(api, alert_id, coin.as_str(), &condition).await;
+        }
         Ok(outcome.into())
     }
 

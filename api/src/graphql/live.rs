@@ -27,6 +27,7 @@ use coinfold_projections::queries;
 use futures_util::Stream;
 use rust_decimal::Decimal;
 use serde_json::Value;
+use time::OffsetDateTime;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -51,8 +52,8 @@ pub struct PriceUpdate {
     pub quote: String,
     pub price: Decimal,
     pub source: String,
-    /// Exchange time, milliseconds since the epoch.
-    pub at: i64,
+    /// The exchange's time of the price.
+    pub at: OffsetDateTime,
 }
 
 /// An alert of the caller's that fired.
@@ -161,7 +162,10 @@ impl LiveSubscription {
                 quote: v["quote"].as_str()?.to_owned(),
                 price: v["price"].as_str()?.parse().ok()?,
                 source: v["source"].as_str()?.to_owned(),
-                at: v["at"].as_i64()?,
+                at: OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(v["at"].as_i64()?) * 1_000_000,
+                )
+                .ok()?,
             })
         }))
     }
@@ -214,8 +218,9 @@ impl LiveSubscription {
         }))
     }
 
-    /// One of the caller's portfolios, revalued now and on every change of its
-    /// holdings or of a held coin's price.
+    /// One of the caller's portfolios, revalued now and on changes of its holdings or
+    /// of a held coin's price: at most one summary per `graphql.portfolio_update_ms`
+    /// (1 s by default), and only when one of its figures changed.
     async fn portfolio(
         &self,
         ctx: &Context<'_>,
@@ -238,20 +243,29 @@ impl LiveSubscription {
             rx,
             portfolio_id,
             coins: BTreeSet::new(),
-            first: true,
+            every: ctx.data_unchecked::<LiveSettings>().portfolio_every,
+            sent: None,
         };
         Ok(futures_util::stream::unfold(
             state,
             |mut state| async move {
                 loop {
-                    if !state.first {
+                    if let Some((sent_at, _)) = &state.sent {
                         state.rx.recv().await?;
-                        // A burst of ticks revalues once.
+                        // Changes within the interval revalue once, at its end.
+                        tokio::time::sleep_until(*sent_at + state.every).await;
                         while state.rx.try_recv().is_ok() {}
                     }
-                    state.first = false;
                     match queries::portfolio_summary(&state.pool, state.portfolio_id).await {
                         Ok(summary) => {
+                            if state
+                                .sent
+                                .as_ref()
+                                .is_some_and(|(_, last)| *last == summary)
+                            {
+                                // Ticks that moved no figure of this portfolio.
+                                continue;
+                            }
                             for holding in &summary.holdings {
                                 if state.coins.insert(holding.coin.clone()) {
                                     let upstream = state
@@ -261,6 +275,7 @@ impl LiveSubscription {
                                     forward(upstream, state.tx.clone());
                                 }
                             }
+                            state.sent = Some((tokio::time::Instant::now(), summary.clone()));
                             return Some((PortfolioSummary::from(summary), state));
                         }
                         // Not projected yet: wait for its first notification.
@@ -327,7 +342,17 @@ struct Revaluation {
     rx: mpsc::Receiver<Arc<str>>,
     portfolio_id: Uuid,
     coins: BTreeSet<String>,
-    first: bool,
+    /// The shortest time between two summaries.
+    every: Duration,
+    /// When the last summary was sent, and what it said (None before the first).
+    sent: Option<(tokio::time::Instant, queries::Summary)>,
+}
+
+/// How the subscriptions pace what they send.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveSettings {
+    /// The shortest time between two `portfolio(id)` summaries.
+    pub portfolio_every: Duration,
 }
 
 struct Tail {

@@ -5,6 +5,7 @@
 //! - [`error`]: [`ApiError`], the `extensions.code` of every error a resolver returns;
 //!   errors async-graphql itself raises (a parse error, an unknown field, a query
 //!   too deep or too complex) are answered `VALIDATION` by [`handler`].
+//! - [`depth`]: the depth limit, which leaves introspection out.
 //! - [`account`]: `me`, `register`, `login`, `refreshToken`, `logout`, profile,
 //!   preferences, password, API keys.
 //! - [`portfolio`]: portfolios now and as of a past moment, their history, and the
@@ -21,6 +22,7 @@
 
 pub mod account;
 pub mod alerts;
+pub mod depth;
 pub mod error;
 pub mod live;
 pub mod market;
@@ -117,7 +119,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
 }
 
-pub fn schema(api: Arc<Api>, hub: Hub, limits: Limits) -> CoinfoldSchema {
+pub use live::LiveSettings;
+
+pub fn schema(api: Arc<Api>, hub: Hub, limits: Limits, live: LiveSettings) -> CoinfoldSchema {
     Schema::build(
         Query::default(),
         Mutation::default(),
@@ -125,8 +129,11 @@ pub fn schema(api: Arc<Api>, hub: Hub, limits: Limits) -> CoinfoldSchema {
     )
     .data(api)
     .data(hub)
+    .data(live)
     .extension(crate::metrics::Observe)
-    .limit_depth(limits.max_depth)
+    .extension(depth::DepthLimit {
+        max: limits.max_depth,
+    })
     .limit_complexity(limits.max_complexity)
     .finish()
 }

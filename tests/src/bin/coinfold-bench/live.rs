@@ -260,7 +260,13 @@ async fn follow(mut ws: Socket, arrivals: Arrivals) -> anyhow::Result<()> {
         match value["type"].as_str() {
             Some("ping") => ws.send(text(json!({ "type": "pong" }))).await?,
             Some("next") => {
-                if let Some(at) = value["payload"]["data"]["prices"]["at"].as_i64() {
+                let at = value["payload"]["data"]["prices"]["at"]
+                    .as_str()
+                    .and_then(|at| {
+                        OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                            .ok()
+                    });
+                if let Some(at) = at.map(|at| (at.unix_timestamp_nanos() / 1_000_000) as i64) {
                     let delay = u32::try_from((now_ms - at).max(0)).unwrap_or(u32::MAX);
                     arrivals.lock().await.push((at, delay));
                 }
