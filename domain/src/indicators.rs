@@ -1,11 +1,12 @@
 //! Technical indicators over candle closes, updated one closed candle at a time with
-//! constant work per candle.
+//! constant work per candle (amortized, where a window is summed again: see the shift).
 //!
 //! **Incremental.** Each indicator keeps just enough state to produce its next output
 //! without looking back over its window: rolling sums with a ring buffer
 //! (`VecDeque`) of the values that must later leave them (SMA, Bollinger, volatility,
 //! correlation), or a recursive average (EMA, RSI, MACD). An update pushes one value,
-//! pops at most one, and does a fixed amount of arithmetic however long the window.
+//! pops at most one, and does a fixed amount of arithmetic however long the window,
+//! but for the occasional re-anchoring below, whose cost the later updates pay back.
 //!
 //! **Compensated sums.** A running sum that adds each new value and subtracts the one
 //! leaving would drift: every addition rounds, and the errors never leave with the
@@ -15,14 +16,24 @@
 //!
 //! **The shift trick.** Variance from rolling sums, `Σx² − (Σx)²/n`, subtracts two
 //! numbers of size `n·x²`; with BTC at 60 000 and a window spread of a few dollars that
-//! cancellation would destroy most digits. So the sums are of `x − shift`, where the
-//! shift is the first value those sums saw: deviations and their squares stay small
-//! and little cancels. About `log10(((mean − shift) / stdev)²)` digits are still lost,
-//! so the first value of a long series is not enough (a price that has since doubled,
-//! or a window flat but for one small move, would lose 7 digits or more): the shift is
-//! re-anchored. A second set of sums starts at a fresh first value and takes over once
-//! it covers the whole window. Every value goes into both sets, which doubles the
-//! constant work and keeps the shift within two windows of the data.
+//! cancellation would destroy most digits. So the sums are of `x − shift`: deviations
+//! and their squares stay small and little cancels, as long as the shift is near the
+//! window. About `log10(((mean − shift) / stdev)²)` digits are still lost, so no fixed
+//! shift will do (from a price that has since doubled, or to a window flat but for one
+//! small move, 7 digits or more would go), nor one that moves only on a schedule: after
+//! a jump from 60 000 to 61 000 and quiet trading at ±0.005, a shift from before the
+//! jump is 4e10 variances away, and every window until the schedule moves it loses 10
+//! digits. So the shift follows the window. The first value is the shift; after each
+//! update, if the window's mean is more than 10 deviations from the shift
+//! (`(mean − shift)² > 100 · variance`, up to which the variance keeps all but about
+//! 2.6 of its 16 digits), the window, kept anyway to remove leaving values, is summed
+//! again around its mean. That update costs O(window), on credit: each update pays
+//! back the re-summing of one value, and re-anchoring waits while more than one window
+//! is owed, so however the data moves at most one value per update, plus two windows,
+//! is summed again: O(1) amortized. A trend re-anchors about every three windows, a jump once or
+//! twice; only a window whose spread collapses at every update (each value a hundredth
+//! of the last, say) asks for more, and may then wait up to a window, losing digits
+//! meanwhile.
 //!
 //! **Constant windows.** A window of identical values has a variance of exactly zero,
 //! but rolling sums only get near zero. Each rolling indicator counts how many of the
@@ -32,8 +43,10 @@
 //!
 //! **Counting operations.** Every indicator is generic over [`Real`] (`f64` by
 //! default), the only arithmetic it uses. The tests instantiate the indicators with a
-//! `Real` that counts every operation and check that the most operations any update
-//! takes is the same for windows of 5, 50 and 500: that is the O(1) claim, tested.
+//! `Real` that counts every operation and check that the most operations an update
+//! takes, re-anchoring aside, is the same for windows of 5, 50 and 500, and that the
+//! average, re-anchoring included, stays under the same bound for all three, also on
+//! a series that re-anchors all the budget allows: the O(1) claims, tested.
 //!
 //! **Unusable values.** A value an indicator cannot use (not finite; for volatility and
 //! log-return matrices also not positive) is skipped: `update` returns `None` and the
@@ -262,12 +275,10 @@ impl<R: Real> CompensatedSum<R> {
     }
 }
 
-/// Compensated sums of `x − shift` and `(x − shift)²` over the values added since
-/// the first of them, which became the shift.
+/// Compensated sums of `x − shift` and `(x − shift)²` over the values added.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "R: Real")]
 struct Anchored<R> {
-    count: usize,
     #[serde(with = "exact::one")]
     shift: R,
     sum: CompensatedSum<R>,
@@ -275,10 +286,9 @@ struct Anchored<R> {
 }
 
 impl<R: Real> Anchored<R> {
-    fn empty() -> Self {
+    fn at(shift: R) -> Self {
         Self {
-            count: 0,
-            shift: R::from_f64(0.0),
+            shift,
             sum: CompensatedSum::zero(),
             sum_sq: CompensatedSum::zero(),
         }
@@ -286,10 +296,6 @@ impl<R: Real> Anchored<R> {
 
     /// Adds `x`; returns `x − shift`.
     fn add(&mut self, x: R) -> R {
-        if self.count == 0 {
-            self.shift = x;
-        }
-        self.count += 1;
         let d = x - self.shift;
         self.sum.add(d);
         self.sum_sq.add(d * d);
@@ -299,7 +305,6 @@ impl<R: Real> Anchored<R> {
     /// Removes an `x` added earlier (recomputing exactly what was added); returns
     /// `x − shift`.
     fn remove(&mut self, x: R) -> R {
-        self.count = self.count.saturating_sub(1);
         let d = x - self.shift;
         self.sum.add(-d);
         self.sum_sq.add(-(d * d));
@@ -309,36 +314,42 @@ impl<R: Real> Anchored<R> {
 
 /// What one [`Moments::push`] did, for sums kept alongside (correlation's products).
 struct Pushed<R> {
-    /// The value's deviation from the current shift, and from the next one.
-    current: R,
-    next: R,
-    /// The leaving value's deviation from the current shift.
+    /// The value's deviation from the shift.
+    added: R,
+    /// The leaving value's deviation from the shift.
     left: Option<R>,
-    /// Whether the next sums took over (after `left` was removed).
-    rotated: bool,
 }
+
+/// The sums are re-anchored once `(mean − shift)² > DRIFT · variance`: the mean is
+/// more than 10 deviations from the shift. Up to there the variance is within about
+/// `4 · DRIFT` roundings (2.6 digits, a relative error under 1e-13).
+const DRIFT: f64 = 100.0;
 
 /// Rolling shifted sums over the last `len` values, and how many of the latest values
 /// are equal (to report constant windows exactly).
 ///
-/// The shift is re-anchored so it stays near the data: `current` covers the window;
-/// `next` collects every value from its own first one on and, once it covers the
-/// whole window (after `len` values), replaces `current` and starts over. The shift
-/// in use is thus at most two windows old, and a price that wanders far from where
-/// the indicator started, or a flat stretch after a move, costs no digits. Each value
-/// is added to two sets of sums: twice the constant work, still no loop.
+/// The first value is the shift. After that the shift moves only when the window has
+/// moved away from it ([`Moments::drifted`]): [`Moments::reanchor`] then sums the
+/// window again from its values, around its mean. That update costs O(`len`); `owed`
+/// makes it O(1) amortized (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "R: Real")]
 struct Moments<R> {
     len: usize,
-    /// The raw values, so leaving values can be removed from whichever sums hold them.
+    /// The raw values, to remove leaving values and to sum the window again.
     #[serde(with = "exact::seq")]
     window: VecDeque<R>,
-    current: Anchored<R>,
-    next: Anchored<R>,
+    /// The sums over the window. States stored before the shift followed the window
+    /// call them `current` (and have a second set, `next`, which is ignored).
+    #[serde(alias = "current")]
+    sums: Anchored<R>,
     #[serde(with = "exact::one")]
     last: R,
     run: usize,
+    /// Re-summing not yet paid for, in values: a re-anchoring adds `len`, each push pays
+    /// one back, and re-anchoring waits while more than `len` is owed.
+    #[serde(default)]
+    owed: usize,
 }
 
 impl<R: Real> Moments<R> {
@@ -346,13 +357,14 @@ impl<R: Real> Moments<R> {
         Self {
             len,
             window: VecDeque::new(),
-            current: Anchored::empty(),
-            next: Anchored::empty(),
+            sums: Anchored::at(R::from_f64(0.0)),
             last: R::from_f64(0.0),
             run: 0,
+            owed: 0,
         }
     }
 
+    /// Adds `x` and removes the value leaving the window, around the current shift.
     fn push(&mut self, x: R) -> Pushed<R> {
         self.run = if !self.window.is_empty() && x == self.last {
             (self.run + 1).min(self.len)
@@ -360,25 +372,54 @@ impl<R: Real> Moments<R> {
             1
         };
         self.last = x;
+        if self.window.is_empty() {
+            self.sums = Anchored::at(x);
+        }
         self.window.push_back(x);
-        let current = self.current.add(x);
-        let next = self.next.add(x);
+        let added = self.sums.add(x);
         let mut left = None;
         if self.window.len() > self.len
             && let Some(old) = self.window.pop_front()
         {
-            left = Some(self.current.remove(old));
+            left = Some(self.sums.remove(old));
         }
-        let rotated = self.next.count == self.len;
-        if rotated {
-            self.current = std::mem::replace(&mut self.next, Anchored::empty());
+        self.owed = self.owed.saturating_sub(1);
+        Pushed { added, left }
+    }
+
+    /// Whether to re-anchor: the window is full and not constant, its mean is more
+    /// than 10 deviations from the shift, and at most one window of re-summing is
+    /// owed. A variance the shift has already ruined is no obstacle: its error is
+    /// about `(mean − shift)²` roundings, far below `(mean − shift)² / DRIFT`.
+    fn drifted(&self) -> bool {
+        if !self.is_full() || self.is_constant() || self.owed > self.len {
+            return false;
         }
-        Pushed {
-            current,
-            next,
-            left,
-            rotated,
+        // (mean − shift)² > DRIFT · variance, times n²:
+        // (Σ(x − shift))² > DRIFT · n · Σ(x − mean)².
+        let s = self.sum();
+        s * s > R::from_f64(DRIFT) * count(self.len) * self.sum_sq_dev()
+    }
+
+    /// Sums the window again around its mean.
+    fn reanchor(&mut self) {
+        self.sums = Anchored::at(self.mean());
+        for &x in &self.window {
+            self.sums.add(x);
         }
+        self.owed += self.len;
+    }
+
+    /// Re-anchors if the window has [drifted](Moments::drifted).
+    fn follow(&mut self) {
+        if self.drifted() {
+            self.reanchor();
+        }
+    }
+
+    /// Each value's deviation from the shift, oldest first.
+    fn deviations(&self) -> impl Iterator<Item = R> + '_ {
+        self.window.iter().map(|&x| x - self.sums.shift)
     }
 
     fn is_full(&self) -> bool {
@@ -390,14 +431,14 @@ impl<R: Real> Moments<R> {
     }
 
     fn sum(&self) -> R {
-        self.current.sum.value()
+        self.sums.sum.value()
     }
 
     fn mean(&self) -> R {
         if self.is_constant() {
             self.last
         } else {
-            self.current.shift + self.sum() / count(self.len)
+            self.sums.shift + self.sum() / count(self.len)
         }
     }
 
@@ -408,7 +449,7 @@ impl<R: Real> Moments<R> {
             return zero;
         }
         let s = self.sum();
-        let dev = self.current.sum_sq.value() - s * s / count(self.len);
+        let dev = self.sums.sum_sq.value() - s * s / count(self.len);
         if dev > zero { dev } else { zero }
     }
 }
@@ -731,6 +772,7 @@ impl<R: Real> Bollinger<R> {
             return None;
         }
         self.moments.push(x);
+        self.moments.follow();
         self.value()
     }
 
@@ -798,6 +840,7 @@ impl<R: Real> Volatility<R> {
         }
         let previous = self.previous.replace(price)?;
         self.returns.push((price / previous).ln());
+        self.returns.follow();
         self.value()
     }
 
@@ -819,10 +862,10 @@ impl<R: Real> Volatility<R> {
 pub struct Correlation<R: Real = f64> {
     x: Moments<R>,
     y: Moments<R>,
-    /// `Σ(x − shift_x)(y − shift_y)` with the current shifts of `x` and `y`, and with
-    /// their next ones (which rotate in together, the windows being the same).
+    /// `Σ(x − shift_x)(y − shift_y)` over the window, with the shifts of `x` and `y`.
+    /// They re-anchor together, and this is summed again when they do. (States stored
+    /// before the shifts followed the window also have a `next_cross`, now ignored.)
     cross: CompensatedSum<R>,
-    next_cross: CompensatedSum<R>,
 }
 
 impl<R: Real> Correlation<R> {
@@ -837,7 +880,6 @@ impl<R: Real> Correlation<R> {
             x: Moments::new(window),
             y: Moments::new(window),
             cross: CompensatedSum::zero(),
-            next_cross: CompensatedSum::zero(),
         }
     }
 
@@ -847,13 +889,19 @@ impl<R: Real> Correlation<R> {
             return None;
         }
         let (px, py) = (self.x.push(x), self.y.push(y));
-        self.cross.add(px.current * py.current);
-        self.next_cross.add(px.next * py.next);
+        self.cross.add(px.added * py.added);
         if let (Some(lx), Some(ly)) = (px.left, py.left) {
             self.cross.add(-(lx * ly));
         }
-        if px.rotated {
-            self.cross = std::mem::replace(&mut self.next_cross, CompensatedSum::zero());
+        // Both or neither: the products need both shifts. The two windows are pushed
+        // in step and re-anchored together, so they owe the same.
+        if self.x.drifted() || self.y.drifted() {
+            self.x.reanchor();
+            self.y.reanchor();
+            self.cross = CompensatedSum::zero();
+            for (dx, dy) in self.x.deviations().zip(self.y.deviations()) {
+                self.cross.add(dx * dy);
+            }
         }
         self.value()
     }

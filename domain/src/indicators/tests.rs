@@ -1,7 +1,8 @@
 //! Every indicator against a naive reference on five kinds of price series, the
-//! warm-up lengths, edge cases (flat markets, bad values), parameter validation, a
-//! bit-exact restore from JSON, and an operation count showing that per-update work
-//! does not grow with the window.
+//! rolling deviations against exact (integer) references after a jump, the warm-up
+//! lengths, edge cases (flat markets, bad values), parameter validation, a bit-exact
+//! restore from JSON, and an operation count showing that per-update work does not
+//! grow with the window (amortized, where a window is summed again).
 
 use super::*;
 use proptest::prelude::*;
@@ -608,6 +609,305 @@ fn the_shift_follows_the_data() {
 }
 
 // ---------------------------------------------------------------------------------
+// Exact references: integer arithmetic on the f64 values themselves
+// ---------------------------------------------------------------------------------
+
+/// A natural number in base 2^32, least significant limb first: just enough arithmetic
+/// for exact sums of products of f64 values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Nat(Vec<u32>);
+
+impl Nat {
+    fn new(mut limbs: Vec<u32>) -> Self {
+        while limbs.last() == Some(&0) {
+            limbs.pop();
+        }
+        Self(limbs)
+    }
+
+    fn zero() -> Self {
+        Self(Vec::new())
+    }
+
+    /// `m · 2^bits`.
+    fn shifted(m: u64, bits: u32) -> Self {
+        let mut limbs = vec![0; (bits / 32) as usize];
+        let wide = u128::from(m) << (bits % 32);
+        limbs.extend((0..3).map(|i| (wide >> (32 * i)) as u32));
+        Self::new(limbs)
+    }
+
+    fn add(&self, other: &Self) -> Self {
+        let mut limbs = Vec::with_capacity(self.0.len().max(other.0.len()) + 1);
+        let mut carry = 0u64;
+        for i in 0..self.0.len().max(other.0.len()) {
+            let s = u64::from(*self.0.get(i).unwrap_or(&0))
+                + u64::from(*other.0.get(i).unwrap_or(&0))
+                + carry;
+            limbs.push(s as u32);
+            carry = s >> 32;
+        }
+        limbs.push(carry as u32);
+        Self::new(limbs)
+    }
+
+    /// `self − other`, for `self >= other`.
+    fn sub(&self, other: &Self) -> Self {
+        let mut limbs = Vec::with_capacity(self.0.len());
+        let mut borrow = 0i64;
+        for i in 0..self.0.len() {
+            let d = i64::from(self.0[i]) - i64::from(*other.0.get(i).unwrap_or(&0)) - borrow;
+            limbs.push(d.rem_euclid(1 << 32) as u32);
+            borrow = i64::from(d < 0);
+        }
+        assert_eq!(borrow, 0, "negative difference");
+        Self::new(limbs)
+    }
+
+    fn mul(&self, other: &Self) -> Self {
+        let mut limbs = vec![0u64; self.0.len() + other.0.len() + 1];
+        for (i, &a) in self.0.iter().enumerate() {
+            let mut carry = 0u64;
+            for (j, &b) in other.0.iter().enumerate() {
+                let t = u64::from(a) * u64::from(b) + limbs[i + j] + carry;
+                limbs[i + j] = t & 0xFFFF_FFFF;
+                carry = t >> 32;
+            }
+            limbs[i + other.0.len()] += carry;
+        }
+        Self::new(limbs.into_iter().map(|l| l as u32).collect())
+    }
+
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0
+            .len()
+            .cmp(&other.0.len())
+            .then_with(|| self.0.iter().rev().cmp(other.0.iter().rev()))
+    }
+
+    /// Within a few roundings (one per limb).
+    fn to_f64(&self) -> f64 {
+        self.0
+            .iter()
+            .rev()
+            .fold(0.0, |acc, &limb| acc * 4_294_967_296.0 + f64::from(limb))
+    }
+}
+
+/// Finite f64s as naturals over a common power of two: each `x` is exactly `±m · 2^e`
+/// for integers `m` (53 bits at most) and `e`, so with `e0` the least `e` of the
+/// values that are not 0, `x` is `(±m · 2^(e − e0)) · 2^e0`. An offset (the largest
+/// negative numerator's magnitude) is added to every numerator so none is negative;
+/// deviations do not depend on it.
+fn as_naturals(xs: &[f64]) -> (Vec<Nat>, i32) {
+    let parts: Vec<(bool, u64, i32)> = xs
+        .iter()
+        .map(|&x| {
+            assert!(x.is_finite());
+            let bits = x.to_bits();
+            let biased = ((bits >> 52) & 0x7FF) as i32;
+            let fraction = bits & ((1 << 52) - 1);
+            let (m, e) = if biased == 0 {
+                (fraction, -1074)
+            } else {
+                (fraction | (1 << 52), biased - 1075)
+            };
+            (x < 0.0, m, e)
+        })
+        .collect();
+    // Zeros (m = 0) have no exponent to speak of.
+    let e0 = parts
+        .iter()
+        .filter(|p| p.1 != 0)
+        .map(|&(_, _, e)| e)
+        .min()
+        .unwrap_or(0);
+    let magnitude = |m: u64, e: i32| Nat::shifted(m, e.saturating_sub(e0).max(0) as u32);
+    let offset = parts
+        .iter()
+        .filter(|p| p.0)
+        .map(|&(_, m, e)| magnitude(m, e))
+        .max_by(Nat::cmp)
+        .unwrap_or_else(Nat::zero);
+    let naturals = parts
+        .iter()
+        .map(|&(negative, m, e)| {
+            if negative {
+                offset.sub(&magnitude(m, e))
+            } else {
+                offset.add(&magnitude(m, e))
+            }
+        })
+        .collect();
+    (naturals, e0)
+}
+
+/// `Σ(x − mean x)(y − mean y)` over paired f64 values, computed exactly as
+/// `(n·Σxy − Σx·Σy) / n` in integers and converted to f64 only at the end (a few
+/// roundings: relative error below 1e-15).
+fn exact_co_moment(xs: &[f64], ys: &[f64]) -> f64 {
+    assert_eq!(xs.len(), ys.len());
+    let (a, ea) = as_naturals(xs);
+    let (b, eb) = as_naturals(ys);
+    let n = Nat::shifted(xs.len() as u64, 0);
+    let sum = |v: &[Nat]| v.iter().fold(Nat::zero(), |s, x| s.add(x));
+    let dot = a
+        .iter()
+        .zip(&b)
+        .fold(Nat::zero(), |s, (x, y)| s.add(&x.mul(y)));
+    let (p, q) = (n.mul(&dot), sum(&a).mul(&sum(&b)));
+    let numerator = match p.cmp(&q) {
+        Ordering::Less => -q.sub(&p).to_f64(),
+        _ => p.sub(&q).to_f64(),
+    };
+    numerator * 2f64.powi(ea + eb) / xs.len() as f64
+}
+
+/// The population standard deviation of f64 values, exact but for the final roundings.
+fn exact_population_stdev(xs: &[f64]) -> f64 {
+    (exact_co_moment(xs, xs) / xs.len() as f64).sqrt()
+}
+
+/// 0 when equal (a constant window's deviation is exactly 0 on both sides).
+fn relative_error(got: f64, want: f64) -> f64 {
+    if got == want {
+        0.0
+    } else {
+        (got - want).abs() / want.abs()
+    }
+}
+
+/// 21 × 60 000, then 61 000.00 and 61 000.01 alternating: a jump, then quiet trading.
+fn jump_then_quiet() -> Vec<f64> {
+    let mut xs = vec![60_000.0; 21];
+    xs.extend((0..60).map(|t| if t % 2 == 0 { 61_000.0 } else { 61_000.01 }));
+    xs
+}
+
+#[test]
+fn bollinger_is_exact_after_a_jump_then_quiet_trading() {
+    // Sums anchored before the jump measure from 60 000; the windows after it spread
+    // 0.01 around 61 000, and measured from 60 000 their variance would be 4e10
+    // ((1 000 / 0.005)²), 10 digits, below the sums.
+    let xs = jump_then_quiet();
+    let mut bands = Bollinger::new(20, 2.0).unwrap();
+    let mut quiet = 0;
+    for (t, &x) in xs.iter().enumerate() {
+        let Some(got) = bands.update(x) else {
+            continue;
+        };
+        let window = &xs[t + 1 - 20..=t];
+        // Exact for the f64 inputs: 61 000.01 is 61 000.010000000002037… as an f64, so
+        // the quiet windows' deviation is 0.005000000001018634…, not 0.005.
+        let want = exact_population_stdev(window);
+        assert!(
+            relative_error(got.stdev, want) <= 1e-12,
+            "value {t}: stdev {:?}, exactly {want:?}",
+            got.stdev
+        );
+        quiet += usize::from(window[0] != 60_000.0);
+    }
+    assert!(quiet >= 40, "{quiet} quiet windows");
+}
+
+#[test]
+fn volatility_is_exact_after_a_jump_then_quiet_trading() {
+    // The same prices: 20 returns of 0, one of ln(61 000 / 60 000) ≈ 0.0165, then
+    // ±1.6e-7 alternating. A shift at the jump's return is 1e5 deviations from the
+    // quiet windows.
+    let xs = jump_then_quiet();
+    // "Exact" is for the returns the indicator computes: the f64 `ln(p_t / p_{t−1})`
+    // (this evaluates the same expression, so gets the same values), whose sample
+    // deviation over the window is then computed exactly. Rounding in the division
+    // and the logarithm is part of the input, not of the rolling sums under test.
+    let returns = log_returns(&xs);
+    // One period a year: the output is the deviation itself.
+    let mut vol = Volatility::new(20, 1.0).unwrap();
+    let mut quiet = 0;
+    for (t, &x) in xs.iter().enumerate() {
+        let Some(got) = vol.update(x) else {
+            continue;
+        };
+        // Price t closes return t − 1.
+        let window = &returns[t - 20..t];
+        let want = (exact_co_moment(window, window) / 19.0).sqrt();
+        assert!(
+            relative_error(got, want) <= 1e-12,
+            "value {t}: volatility {got:?}, exactly {want:?}"
+        );
+        quiet += usize::from(window.iter().all(|r| r.abs() < 1e-6));
+    }
+    assert!(quiet >= 40, "{quiet} quiet windows");
+}
+
+#[test]
+fn correlation_is_exact_after_a_jump_then_quiet_trading() {
+    // Both series jump at the same candle, then trade quietly: x alternates by 0.01,
+    // y follows x's tick half the time and moves on its own otherwise.
+    let xs = jump_then_quiet();
+    let mut rng = Rng(0xC0_77E1);
+    let ys: Vec<f64> = xs
+        .iter()
+        .enumerate()
+        .map(|(t, &x)| {
+            if t < 21 {
+                3_000.0
+            } else {
+                let own = if rng.unit() < 0.5 { 0.02 } else { 0.0 };
+                3_100.0 + (x - 61_000.0) + own
+            }
+        })
+        .collect();
+    let mut corr = Correlation::new(20).unwrap();
+    let mut quiet = 0;
+    for (t, (&x, &y)) in xs.iter().zip(&ys).enumerate() {
+        let Some(got) = corr.update(x, y) else {
+            continue;
+        };
+        let (wx, wy) = (&xs[t + 1 - 20..=t], &ys[t + 1 - 20..=t]);
+        let want = exact_co_moment(wx, wy)
+            / (exact_co_moment(wx, wx).sqrt() * exact_co_moment(wy, wy).sqrt());
+        assert!(
+            relative_error(got, want) <= 1e-12,
+            "value {t}: correlation {got:?}, exactly {want:?}"
+        );
+        if wx[0] != 60_000.0 {
+            quiet += 1;
+            // Not a trivial ±1 (clamped) nor near 0 (where a relative bound is weak).
+            assert!((0.1..0.99).contains(&want.abs()), "value {t}: {want}");
+        }
+    }
+    assert!(quiet >= 40, "{quiet} quiet windows");
+}
+
+#[test]
+fn the_exact_reference_is_exact() {
+    // Values with short binary expansions, whose moments f64 gets right.
+    let xs = [0.5, -1.25, 3.0, 1024.0, -0.001953125];
+    let ys = [2.0, 0.25, -8.0, 1.5, 6.0];
+    let naive = |a: &[f64], b: &[f64]| {
+        let (ma, mb) = (mean(a), mean(b));
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - ma) * (y - mb))
+            .sum::<f64>()
+    };
+    for (a, b) in [(&xs, &xs), (&xs, &ys), (&ys, &ys)] {
+        let (got, want) = (exact_co_moment(a, b), naive(a, b));
+        assert!(relative_error(got, want) <= 1e-14, "{got} vs {want}");
+    }
+    // −3 and 2^−40 as integers over 2^−92 (offset by 3·2^92): 0 and 3·2^92 + 2^52.
+    let (a, e) = as_naturals(&[-3.0, 2f64.powi(-40)]);
+    assert_eq!(e, -92);
+    assert_eq!(a[0], Nat::zero());
+    assert_eq!(a[1].to_f64(), 3.0 * 2f64.powi(92) + 2f64.powi(52));
+    // Where f64 is not exact: the deviations of 2^53 and 2^53 + 2 are ±1, but their
+    // squares' sum, 2, is lost next to 2^107 in a one-pass formula.
+    let big = 2f64.powi(53);
+    assert_eq!(exact_co_moment(&[big, big + 2.0], &[big, big + 2.0]), 2.0);
+}
+
+// ---------------------------------------------------------------------------------
 // Edge cases
 // ---------------------------------------------------------------------------------
 
@@ -943,6 +1243,39 @@ fn state_json_keeps_floats_as_exact_strings() {
     assert!(serde_json::from_str::<Sma>(&broken).is_err());
 }
 
+#[test]
+fn a_state_stored_before_the_shift_followed_the_window_still_loads() {
+    // Bollinger(3, 2) after 1, 2, 3, 4, as stored when the sums were `current` and a
+    // `next` set that took over every window.
+    let stored = r#"{"k": "2.0", "moments": {"len": 3, "window": ["2.0", "3.0", "4.0"],
+        "current": {"count": 3, "shift": "1.0", "sum": {"sum": "6.0", "compensation": "0.0"},
+            "sum_sq": {"sum": "14.0", "compensation": "0.0"}},
+        "next": {"count": 1, "shift": "4.0", "sum": {"sum": "0.0", "compensation": "0.0"},
+            "sum_sq": {"sum": "0.0", "compensation": "0.0"}},
+        "last": "4.0", "run": 1}}"#;
+    let restored: Bollinger = serde_json::from_str(stored).unwrap();
+    let mut fresh = Bollinger::new(3, 2.0).unwrap();
+    for x in [1.0, 2.0, 3.0, 4.0] {
+        fresh.update(x);
+    }
+    assert_eq!(restored, fresh);
+    // A correlation also kept the products around the next shifts.
+    let mut corr = Correlation::new(3).unwrap();
+    for (x, y) in [(1.0, 5.0), (2.0, 3.0), (3.0, 4.0), (4.0, 1.0)] {
+        corr.update(x, y);
+    }
+    let mut old = serde_json::to_value(&corr).unwrap();
+    for series in ["x", "y"] {
+        let moments = old[series].as_object_mut().unwrap();
+        let sums = moments.remove("sums").unwrap();
+        moments.remove("owed");
+        moments.insert("current".into(), sums.clone());
+        moments.insert("next".into(), sums);
+    }
+    old["next_cross"] = old["cross"].clone();
+    assert_eq!(serde_json::from_value::<Correlation>(old).unwrap(), corr);
+}
+
 // ---------------------------------------------------------------------------------
 // Per-update work: counting operations
 // ---------------------------------------------------------------------------------
@@ -1030,56 +1363,93 @@ impl Real for Counted {
     }
 }
 
-/// The most operations any update took, and the most any update took once the
-/// indicator was warm (had produced its first output before that update). `warm` is
-/// asked outside the count.
-fn max_ops<I, T>(
+/// What an indicator's updates cost, in operations. An update *re-sums* when it
+/// re-anchors rolling moments (what they owe goes up); the others are *plain*.
+#[derive(Debug, Clone, Copy)]
+struct Work {
+    /// The most operations any plain update took.
+    plain: u64,
+    /// The most any plain update took once the indicator was warm (had produced its
+    /// first output before that update).
+    plain_warm: u64,
+    /// Operations per update once warm, re-summing included: the amortized cost.
+    amortized: f64,
+    resums: usize,
+}
+
+fn no_moments<I>(_: &I) -> usize {
+    0
+}
+
+/// Measures `update` over `inputs`. `is_warm` and `owed` (the re-summing the
+/// indicator's moments owe, 0 if it has none) are asked outside the count.
+fn work<I, T>(
     mut indicator: I,
     inputs: &[T],
     update: impl Fn(&mut I, &T),
     is_warm: impl Fn(&I) -> bool,
-) -> (u64, u64) {
-    let (mut any, mut warm, mut after_warm_up) = (0, false, 0);
+    owed: impl Fn(&I) -> usize,
+) -> Work {
+    let mut w = Work {
+        plain: 0,
+        plain_warm: 0,
+        amortized: 0.0,
+        resums: 0,
+    };
+    let (mut warm, mut warm_ops, mut warm_updates) = (false, 0, 0);
     for input in inputs {
+        let owed_before = owed(&indicator);
         take_ops();
         update(&mut indicator, input);
         let ops = take_ops();
-        any = any.max(ops);
+        if owed(&indicator) > owed_before {
+            w.resums += 1;
+        } else {
+            w.plain = w.plain.max(ops);
+            if warm {
+                w.plain_warm = w.plain_warm.max(ops);
+            }
+        }
         if warm {
-            after_warm_up = after_warm_up.max(ops);
+            warm_ops += ops;
+            warm_updates += 1;
         }
         warm |= is_warm(&indicator);
         take_ops();
     }
-    assert!(warm, "never warmed up");
-    (any, after_warm_up)
+    assert!(warm_updates > 0, "never warmed up");
+    w.amortized = warm_ops as f64 / f64::from(warm_updates);
+    w
 }
 
-/// The most operations one update may take: a small constant. Bollinger and
-/// volatility keep two compensated sums in two anchored sets (adding each value to
-/// both, removing the leaving one from the current), about 7 operations per
-/// compensated addition; correlation keeps five. So they get more than 64.
+/// The most operations one update may take, or take on average: a small constant.
+/// Bollinger and volatility keep two compensated sums (adding the new value, removing
+/// the leaving one), about 8 operations per compensated addition, and check whether
+/// to re-anchor: about 70 a plain update. Correlation keeps five sums, about 150.
+/// Re-anchoring adds, amortized, at most one value re-summed per update (plus two
+/// windows in all): up to 10 and 30 more on a series that re-anchors all it can.
 const SMALL: u64 = 64;
-const TWO_ANCHORED_SUMS: u64 = 96;
-const FIVE_ANCHORED_SUMS: u64 = 192;
+const TWO_SUMS: u64 = 96;
+const FIVE_SUMS: u64 = 192;
 
 const WINDOWS: [usize; 3] = [5, 50, 500];
 
-/// Runs `measure` with windows of 5, 50 and 500 and checks that the costliest update
-/// after warm-up costs the same for all three, and stays under `bound`. A naive SMA
-/// that sums its window on every update takes about `window` operations per update,
-/// and fails this (see `the_op_count_catches_work_that_grows_with_the_window`).
-fn assert_constant_work(what: &str, bound: u64, measure: impl Fn(usize) -> (u64, u64)) {
+/// Runs `measure` with windows of 5, 50 and 500 and checks that the costliest plain
+/// update after warm-up costs the same for all three, and that plain updates and the
+/// amortized cost stay under `bound`. A naive SMA that sums its window on every update
+/// takes about `window` operations per update, and fails this (see
+/// `the_op_count_catches_work_that_grows_with_the_window`).
+fn assert_constant_work(what: &str, bound: u64, measure: impl Fn(usize) -> Work) {
     let measured = WINDOWS.map(&measure);
-    let after_warm_up = measured.map(|(_, after)| after);
+    let plain_warm = measured.map(|w| w.plain_warm);
     assert!(
-        after_warm_up.iter().all(|&ops| ops == after_warm_up[0]),
-        "{what}: per-update work grows with the window: {after_warm_up:?} for windows {WINDOWS:?}"
+        plain_warm.iter().all(|&ops| ops == plain_warm[0]),
+        "{what}: per-update work grows with the window: {plain_warm:?} for windows {WINDOWS:?}"
     );
-    for (any, _) in measured {
+    for (window, w) in WINDOWS.iter().zip(measured) {
         assert!(
-            any <= bound,
-            "{what}: {any} operations in one update, over {bound}"
+            w.plain <= bound && w.amortized <= bound as f64,
+            "{what}, window {window}: {w:?}, over {bound}"
         );
     }
 }
@@ -1089,6 +1459,13 @@ fn counted_walk(len: usize) -> Vec<Counted> {
         .into_iter()
         .map(Counted)
         .collect()
+}
+
+/// Each value 100 times smaller than the last, over and over: every window's mean is
+/// far from the last one's in its own deviations, so with a window of 5 every update
+/// would re-anchor if it could (`re_anchoring_stays_within_its_budget`).
+fn collapsing(len: usize) -> Vec<f64> {
+    (0..len).map(|t| 0.01f64.powi((t % 60) as i32)).collect()
 }
 
 #[test]
@@ -1101,10 +1478,20 @@ fn per_update_work_does_not_grow_with_the_window() {
         .iter()
         .map(|&(x, y)| [x, y, Counted(x.0 / y.0)])
         .collect();
+    // For the moments: re-anchoring as often as the budget allows.
+    let falls: Vec<Counted> = collapsing(2_000).into_iter().map(Counted).collect();
+    let falls_with: Vec<(Counted, Counted)> = falls
+        .iter()
+        .zip(&ys)
+        .map(|(&x, &y)| (x, Counted(y)))
+        .collect();
     macro_rules! measure {
         ($name:literal, $bound:expr, $make:expr, $inputs:expr, $update:expr) => {
+            measure!($name, $bound, $make, $inputs, $update, no_moments);
+        };
+        ($name:literal, $bound:expr, $make:expr, $inputs:expr, $update:expr, $owed:expr) => {
             assert_constant_work($name, $bound, |w| {
-                max_ops($make(w), $inputs, $update, |i| i.value().is_some())
+                work($make(w), $inputs, $update, |i| i.value().is_some(), $owed)
             });
         };
     }
@@ -1144,44 +1531,80 @@ fn per_update_work_does_not_grow_with_the_window() {
             i.update(x);
         }
     );
-    measure!(
-        "Bollinger",
-        TWO_ANCHORED_SUMS,
-        |w| Bollinger::new(w, 2.0).unwrap(),
-        &xs,
-        |i: &mut Bollinger<_>, &x| {
-            i.update(x);
-        }
-    );
-    measure!(
-        "volatility",
-        TWO_ANCHORED_SUMS,
-        |w| Volatility::new(w, 365.0).unwrap(),
-        &xs,
-        |i: &mut Volatility<_>, &x| {
-            i.update(x);
-        }
-    );
-    measure!(
-        "correlation",
-        FIVE_ANCHORED_SUMS,
-        |w| Correlation::new(w).unwrap(),
-        &pairs,
-        |i: &mut Correlation<_>, &(x, y)| {
-            i.update(x, y);
-        }
-    );
+    for inputs in [&xs, &falls] {
+        measure!(
+            "Bollinger",
+            TWO_SUMS,
+            |w| Bollinger::new(w, 2.0).unwrap(),
+            inputs,
+            |i: &mut Bollinger<_>, &x| {
+                i.update(x);
+            },
+            |i: &Bollinger<_>| i.moments.owed
+        );
+        measure!(
+            "volatility",
+            TWO_SUMS,
+            |w| Volatility::new(w, 365.0).unwrap(),
+            inputs,
+            |i: &mut Volatility<_>, &x| {
+                i.update(x);
+            },
+            |i: &Volatility<_>| i.returns.owed
+        );
+    }
+    for inputs in [&pairs, &falls_with] {
+        measure!(
+            "correlation",
+            FIVE_SUMS,
+            |w| Correlation::new(w).unwrap(),
+            inputs,
+            |i: &mut Correlation<_>, &(x, y)| {
+                i.update(x, y);
+            },
+            |i: &Correlation<_>| i.x.owed + i.y.owed
+        );
+    }
     // N series: N·(N−1)/2 correlations and N log returns a row, whatever the window;
     // for N = 3, three correlations and three returns (a few operations each).
-    assert_constant_work("correlation matrix", 3 * FIVE_ANCHORED_SUMS + 3 * 16, |w| {
+    assert_constant_work("correlation matrix", 3 * FIVE_SUMS + 3 * 16, |w| {
         let matrix = CorrelationMatrix::of_log_returns(names(3), w).unwrap();
-        max_ops(
+        work(
             matrix,
             &rows,
             |i, row| assert_eq!(i.update(row), Ok(())),
             |i| i.pairs.iter().all(|p| p.value().is_some()),
+            |i| i.pairs.iter().map(|p| p.x.owed + p.y.owed).sum(),
         )
     });
+}
+
+#[test]
+fn re_anchoring_stays_within_its_budget() {
+    let xs = collapsing(2_000);
+    // Without the budget (nothing ever owed), most updates re-anchor (all of those
+    // whose window is falling 100 times a value)...
+    let mut unpaid = Moments::new(5);
+    let mut paid = Moments::new(5);
+    let (mut unpaid_resums, mut paid_resums) = (0, 0);
+    for &x in &xs {
+        unpaid.push(x);
+        unpaid.owed = 0;
+        if unpaid.drifted() {
+            unpaid.reanchor();
+            unpaid_resums += 1;
+        }
+        paid.push(x);
+        if paid.drifted() {
+            paid.reanchor();
+            paid_resums += 1;
+        }
+    }
+    // ...with it, at most one window is re-summed per window pushed, plus two.
+    let allowed = xs.len() / 5 + 2;
+    assert!(paid_resums <= allowed, "{paid_resums}");
+    // The series asks for far more than that: the budget is what holds it.
+    assert!(unpaid_resums > 3 * allowed, "{unpaid_resums}");
 }
 
 /// Sums its whole window on every update: what the op count must catch.
@@ -1205,21 +1628,22 @@ impl NaiveSma {
 #[test]
 fn the_op_count_catches_work_that_grows_with_the_window() {
     let xs = counted_walk(2_000);
-    let after_warm_up = WINDOWS.map(|period| {
+    let measured = WINDOWS.map(|period| {
         let naive = NaiveSma {
             period,
             window: VecDeque::new(),
             last: None,
         };
-        max_ops(
+        work(
             naive,
             &xs,
             |i, &x| i.last = i.update(x),
             |i| i.last.is_some(),
+            no_moments,
         )
-        .1
     });
-    assert_eq!(after_warm_up, [6, 51, 501]);
+    assert_eq!(measured.map(|w| w.plain_warm), [6, 51, 501]);
+    assert_eq!(measured.map(|w| w.amortized), [6.0, 51.0, 501.0]);
 }
 
 // ---------------------------------------------------------------------------------
