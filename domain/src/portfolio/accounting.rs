@@ -23,9 +23,10 @@
 //! again, and the events carry the disposals whose numbers changed. Costs are conserved
 //! exactly: a partly consumed lot keeps `cost − consumed cost`, computed by subtraction.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -204,29 +205,197 @@ fn sum(mut values: impl Iterator<Item = Decimal>) -> Result<Decimal, AccountingE
     })
 }
 
-/// `value × part / whole`, for `part <= whole`, at the house scale. Multiplies first,
-/// so shares that come out even are exact (30 × 1 / 3 = 10); only a product too large
-/// for `Decimal` falls back to multiplying by the fraction.
+/// How [`share`] rounds: costs half to even, average-cost quantities down (toward
+/// zero; [`pro_rata`] hands out what is left).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rounding {
+    HalfToEven,
+    TowardZero,
+}
+
+/// `value × part / whole`, for `part <= whole`, rounded once from the exact quotient
+/// to the house scale (or to as many places as a `Decimal` can hold, for a share above
+/// about 7.9e10). Multiplying `Decimal`s first would not do: a product of more than
+/// 28 digits is rounded, not refused, and a quotient rounded from it can land on the
+/// wrong side of a midpoint. So the mantissas are multiplied and divided as integers
+/// ([`Wide`]), the scales folded into a power of ten.
 fn share(
     value: Decimal,
     part: Decimal,
     whole: Decimal,
-    rounding: RoundingStrategy,
+    rounding: Rounding,
 ) -> Result<Decimal, AccountingError> {
     if part == whole {
         return Ok(value);
     }
-    let exact = value.checked_mul(part).and_then(|p| p.checked_div(whole));
-    let result = match exact {
-        Some(result) => result,
-        None => part
-            .checked_div(whole)
-            .and_then(|fraction| value.checked_mul(fraction))
-            .ok_or(AccountingError::Overflow)?,
+    if whole.is_zero() {
+        return Err(AccountingError::Overflow);
+    }
+    let negative = value.is_sign_negative() ^ part.is_sign_negative() ^ whole.is_sign_negative();
+    let [v, p, w] = [value, part, whole].map(|d| d.mantissa().unsigned_abs());
+    let [sv, sp, sw] = [value, part, whole].map(|d| d.scale() as i32);
+    for scale in (0..=MAX_SCALE).rev() {
+        // share · 10^scale = v·p·10^(scale + sw − sv − sp) / w.
+        let (mut quotient, beyond) = scaled_quotient(v, p, w, scale as i32 + sw - sv - sp)
+            .ok_or(AccountingError::Overflow)?;
+        let round_up = match rounding {
+            Rounding::TowardZero => false,
+            Rounding::HalfToEven => {
+                beyond == Beyond::MoreThanHalf || (beyond == Beyond::Half && quotient.is_odd())
+            }
+        };
+        if round_up {
+            quotient = quotient.plus_one().ok_or(AccountingError::Overflow)?;
+        }
+        let Some(mantissa) = quotient.to_u128().and_then(|m| i128::try_from(m).ok()) else {
+            continue;
+        };
+        let mantissa = if negative { -mantissa } else { mantissa };
+        // Fails if the mantissa is over 96 bits: then fewer places.
+        if let Ok(result) = Decimal::try_from_i128_with_scale(mantissa, scale) {
+            return Ok(result.normalize());
+        }
+    }
+    Err(AccountingError::Overflow)
+}
+
+/// Where the fraction a truncated quotient dropped lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Beyond {
+    Nothing,
+    LessThanHalf,
+    Half,
+    MoreThanHalf,
+}
+
+/// `⌊v·p·10^e / w⌋` (`e` may be negative) and what it dropped; `None` only if the
+/// numerator passes 384 bits, which mantissas under 2^96 and `e` up to 46 cannot do.
+fn scaled_quotient(v: u128, p: u128, w: u128, e: i32) -> Option<(Wide, Beyond)> {
+    let product = Wide::from(v).times(p)?;
+    if e >= 0 {
+        let (quotient, rest) = product.times_ten_to(e.unsigned_abs())?.div_rem(w);
+        // rest < w < 2^96, so 2·rest cannot overflow.
+        let beyond = match (rest, (2 * rest).cmp(&w)) {
+            (0, _) => Beyond::Nothing,
+            (_, Ordering::Less) => Beyond::LessThanHalf,
+            (_, Ordering::Equal) => Beyond::Half,
+            (_, Ordering::Greater) => Beyond::MoreThanHalf,
+        };
+        return Some((quotient, beyond));
+    }
+    // Divide by w, then drop -e decimal digits one at a time: the last one dropped
+    // (the most significant) against 5, and whether anything else was dropped.
+    let (mut quotient, rest) = product.div_rem(w);
+    let mut sticky = rest != 0;
+    let mut last = 0;
+    for i in 0..e.unsigned_abs() {
+        if i > 0 {
+            sticky |= last != 0;
+        }
+        let (q, digit) = quotient.div_rem(10);
+        quotient = q;
+        last = digit;
+    }
+    let beyond = match (last, sticky) {
+        (0, false) => Beyond::Nothing,
+        (0..5, _) => Beyond::LessThanHalf,
+        (5, false) => Beyond::Half,
+        _ => Beyond::MoreThanHalf,
     };
-    Ok(result
-        .round_dp_with_strategy(MAX_SCALE, rounding)
-        .normalize())
+    Some((quotient, beyond))
+}
+
+/// An unsigned integer below 2^384 in base 2^32, least significant limb first: room
+/// for a product of two `Decimal` mantissas (2^192) times 10^46 (under 2^153).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wide([u32; 12]);
+
+impl From<u128> for Wide {
+    fn from(v: u128) -> Self {
+        let mut limbs = [0; 12];
+        for (i, limb) in limbs.iter_mut().take(4).enumerate() {
+            *limb = (v >> (32 * i)) as u32;
+        }
+        Self(limbs)
+    }
+}
+
+impl Wide {
+    /// `self · m`, or `None` past 384 bits.
+    fn times(self, m: u128) -> Option<Self> {
+        let m = Self::from(m).0;
+        let mut out = [0u64; 16];
+        for (i, &a) in self.0.iter().enumerate() {
+            let mut carry = 0;
+            for (j, &b) in m.iter().take(4).enumerate() {
+                // At most (2^32 − 1)² + 2·(2^32 − 1) < 2^64.
+                let t = u64::from(a) * u64::from(b) + out[i + j] + carry;
+                out[i + j] = t & 0xFFFF_FFFF;
+                carry = t >> 32;
+            }
+            // Rows before this one reached out[i + 3] at most.
+            out[i + 4] = carry;
+        }
+        if out[12..].iter().any(|&limb| limb != 0) {
+            return None;
+        }
+        let mut limbs = [0; 12];
+        for (limb, &o) in limbs.iter_mut().zip(&out) {
+            *limb = o as u32;
+        }
+        Some(Self(limbs))
+    }
+
+    /// `self · 10^k`, or `None` past 384 bits.
+    fn times_ten_to(mut self, mut k: u32) -> Option<Self> {
+        while k > 0 {
+            // 10^38 < 2^128.
+            let step = k.min(38);
+            self = self.times(10u128.pow(step))?;
+            k -= step;
+        }
+        Some(self)
+    }
+
+    /// `(⌊self / d⌋, self mod d)` for `0 < d < 2^96`: each step divides a remainder
+    /// below `d`, shifted by one limb, which stays under 2^128.
+    fn div_rem(mut self, d: u128) -> (Self, u128) {
+        debug_assert!(d != 0 && d >> 96 == 0);
+        let mut rest = 0u128;
+        for limb in self.0.iter_mut().rev() {
+            let current = (rest << 32) | u128::from(*limb);
+            *limb = (current / d) as u32;
+            rest = current % d;
+        }
+        (self, rest)
+    }
+
+    fn is_odd(&self) -> bool {
+        self.0[0] & 1 == 1
+    }
+
+    fn plus_one(mut self) -> Option<Self> {
+        for limb in &mut self.0 {
+            let (sum, carried) = limb.overflowing_add(1);
+            *limb = sum;
+            if !carried {
+                return Some(self);
+            }
+        }
+        None
+    }
+
+    fn to_u128(self) -> Option<u128> {
+        if self.0[4..].iter().any(|&limb| limb != 0) {
+            return None;
+        }
+        Some(
+            self.0[..4]
+                .iter()
+                .rev()
+                .fold(0, |acc, &limb| (acc << 32) | u128::from(limb)),
+        )
+    }
 }
 
 /// Takes `movement.quantity` from `lots` by `method`, returning what each lot gave.
@@ -277,12 +446,7 @@ fn consume(
     let mut consumed = Vec::with_capacity(taken.len());
     for (index, quantity) in taken {
         let lot = &mut lots[index];
-        let cost = share(
-            lot.cost,
-            quantity,
-            lot.quantity,
-            RoundingStrategy::MidpointNearestEven,
-        )?;
+        let cost = share(lot.cost, quantity, lot.quantity, Rounding::HalfToEven)?;
         lot.quantity = (lot.quantity - quantity).normalize();
         lot.cost = (lot.cost - cost).normalize();
         consumed.push(LotConsumed {
@@ -311,7 +475,7 @@ fn pro_rata(
             lot.quantity,
             wanted,
             available,
-            RoundingStrategy::ToZero,
+            Rounding::TowardZero,
         )?);
     }
     let mut left = wanted - sum(parts.iter().copied())?;
@@ -328,4 +492,177 @@ fn pro_rata(
         .enumerate()
         .filter(|(_, part)| !part.is_zero())
         .collect())
+}
+
+#[cfg(test)]
+mod share_tests {
+    //! [`share`] against long division on decimal digits, by the book: no code in
+    //! common with [`Wide`], slow, and easy to check by hand.
+
+    use super::*;
+    use proptest::prelude::*;
+    use rust_decimal_macros::dec;
+
+    /// A natural number's decimal digits, most significant first, without leading
+    /// zeros (0 has none).
+    type Digits = Vec<u8>;
+
+    fn trim(mut n: Digits) -> Digits {
+        let zeros = n.iter().take_while(|&&d| d == 0).count();
+        n.drain(..zeros);
+        n
+    }
+
+    fn digits(n: u128) -> Digits {
+        trim(n.to_string().bytes().map(|b| b - b'0').collect())
+    }
+
+    fn compare(a: &[u8], b: &[u8]) -> Ordering {
+        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+    }
+
+    /// `a − b` for `a >= b`.
+    fn minus(a: &[u8], b: &[u8]) -> Digits {
+        let mut out = a.to_vec();
+        let mut borrow = 0;
+        for i in 0..out.len() {
+            let at = out.len() - 1 - i;
+            let take = if i < b.len() { b[b.len() - 1 - i] } else { 0 } + borrow;
+            borrow = u8::from(out[at] < take);
+            out[at] = out[at] + 10 * borrow - take;
+        }
+        trim(out)
+    }
+
+    fn times(a: &[u8], b: &[u8]) -> Digits {
+        let mut out = vec![0u32; a.len() + b.len()];
+        for (i, &x) in a.iter().rev().enumerate() {
+            for (j, &y) in b.iter().rev().enumerate() {
+                out[i + j] += u32::from(x) * u32::from(y);
+            }
+        }
+        let mut carry = 0;
+        for d in &mut out {
+            let t = *d + carry;
+            *d = t % 10;
+            carry = t / 10;
+        }
+        trim(out.into_iter().rev().map(|d| d as u8).collect())
+    }
+
+    /// Long division: one quotient digit at a time, by repeated subtraction.
+    fn divide(n: &[u8], d: &[u8]) -> (Digits, Digits) {
+        let (mut quotient, mut rest) = (Vec::new(), Vec::new());
+        for &digit in n {
+            rest.push(digit);
+            rest = trim(rest);
+            let mut q = 0;
+            while compare(&rest, d) != Ordering::Less {
+                rest = minus(&rest, d);
+                q += 1;
+            }
+            quotient.push(q);
+        }
+        (trim(quotient), rest)
+    }
+
+    /// The share at 18 places: `v·p·10^e / w` with `e = 18 + sw − sv − sp`, the
+    /// power of ten on the side where it is positive.
+    fn by_the_book(value: Decimal, part: Decimal, whole: Decimal, rounding: Rounding) -> Decimal {
+        let e = 18 + whole.scale() as i32 - value.scale() as i32 - part.scale() as i32;
+        let zeros = |k: i32| vec![0; k.max(0) as usize];
+        let mantissa = |d: Decimal| digits(d.mantissa().unsigned_abs());
+        let numerator = trim([times(&mantissa(value), &mantissa(part)), zeros(e)].concat());
+        let denominator = [mantissa(whole), zeros(-e)].concat();
+        let (quotient, rest) = divide(&numerator, &denominator);
+        let mut q: u128 = quotient.iter().fold(0, |q, &d| q * 10 + u128::from(d));
+        let half = compare(&times(&rest, &[2]), &denominator);
+        if rounding == Rounding::HalfToEven
+            && (half == Ordering::Greater || (half == Ordering::Equal && q % 2 == 1))
+        {
+            q += 1;
+        }
+        Decimal::from_i128_with_scale(q as i128, 18).normalize()
+    }
+
+    /// Up to 28 digits with up to 10 before the point, so the share of it fits at 18
+    /// places.
+    fn value() -> impl Strategy<Value = Decimal> {
+        (0u32..=28)
+            .prop_flat_map(|scale| (Just(scale), 1..=(scale + 10).min(28)))
+            .prop_flat_map(|(scale, digits)| (0..10u128.pow(digits), Just(scale)))
+            .prop_map(|(mantissa, scale)| Decimal::from_i128_with_scale(mantissa as i128, scale))
+    }
+
+    /// Any positive `Decimal`: a mantissa of up to 96 bits, a scale of up to 28.
+    fn positive() -> impl Strategy<Value = Decimal> {
+        (1u128..1 << 96, 0u32..=28)
+            .prop_map(|(mantissa, scale)| Decimal::from_i128_with_scale(mantissa as i128, scale))
+    }
+
+    #[test]
+    fn the_book_agrees_with_case_8() {
+        let share = |value, part, whole| by_the_book(value, part, whole, Rounding::HalfToEven);
+        let first = share(dec!(501.000002), dec!(1), dec!(5.00000002));
+        assert_eq!(first, dec!(100.199999999200000003));
+        let second = share(
+            dec!(400.800002000799999997),
+            dec!(2.00000001),
+            dec!(4.00000002),
+        );
+        assert_eq!(second, dec!(200.400001000399999998));
+    }
+
+    #[test]
+    fn a_share_too_large_for_18_places_keeps_the_places_that_fit() {
+        // 10^24 / 3 has 24 digits before the point, and a mantissa below 2^96 (7.9e28)
+        // has room for 5 more.
+        let huge = dec!(1_000_000_000_000_000_000_000_000);
+        let third = share(huge, dec!(1), dec!(3), Rounding::HalfToEven);
+        assert_eq!(third, Ok(dec!(333_333_333_333_333_333_333_333.33333)));
+        let two_thirds = share(huge, dec!(2), dec!(3), Rounding::HalfToEven);
+        assert_eq!(two_thirds, Ok(dec!(666_666_666_666_666_666_666_666.66667)));
+        let down = share(huge, dec!(2), dec!(3), Rounding::TowardZero);
+        assert_eq!(down, Ok(dec!(666_666_666_666_666_666_666_666.66666)));
+    }
+
+    proptest! {
+        #[test]
+        fn shares_are_the_exact_quotient_rounded_once(
+            value in value(),
+            a in positive(),
+            b in positive(),
+        ) {
+            let (part, whole) = if a <= b { (a, b) } else { (b, a) };
+            for rounding in [Rounding::HalfToEven, Rounding::TowardZero] {
+                prop_assert_eq!(
+                    share(value, part, whole, rounding).unwrap(),
+                    by_the_book(value, part, whole, rounding),
+                    "{:?}", rounding
+                );
+            }
+        }
+
+        /// `(2q + 1)·10^−18 × p / 2p` is `q + ½` at the 18th place exactly: half to even
+        /// gives `q` or `q + 1`, whichever is even, however many digits `p` has.
+        #[test]
+        fn midpoints_round_to_even(
+            q in 0u128..10u128.pow(27),
+            p in 1u128..1 << 95,
+            scale in 0u32..=28,
+        ) {
+            let value = Decimal::from_i128_with_scale((2 * q + 1) as i128, 18);
+            let part = Decimal::from_i128_with_scale(p as i128, scale);
+            let whole = Decimal::from_i128_with_scale(2 * p as i128, scale);
+            let even = q + q % 2;
+            prop_assert_eq!(
+                share(value, part, whole, Rounding::HalfToEven).unwrap(),
+                Decimal::from_i128_with_scale(even as i128, 18).normalize()
+            );
+            prop_assert_eq!(
+                share(value, part, whole, Rounding::TowardZero).unwrap(),
+                Decimal::from_i128_with_scale(q as i128, 18).normalize()
+            );
+        }
+    }
 }

@@ -829,6 +829,46 @@ fn case_7_average_takes_an_exact_share() {
     assert_eq!(lots[0].quantity, dec!(2));
 }
 
+/// Case 8, a share on an 18th-decimal midpoint: buy 5.00000002 @ 100 fee 1 (cost
+/// 501.000002), sell 1 @ 1, then sell 2.00000001 @ 1, half of the 4.00000002 left. The
+/// first sell takes 501.000002 / 5.00000002 = 100.1999999992000000031999…, rounded
+/// to 100.199999999200000003, leaving 400.800002000799999997; the second takes half of
+/// that, 200.4000010003999999985, exactly between two 18th decimals: half to even
+/// gives …998 (half away from zero would give …999). One lot, so every method agrees.
+#[test]
+fn case_8_a_share_on_a_midpoint_rounds_half_to_even() {
+    for method in [Fifo, Lifo, Hifo, Average] {
+        let bought = trade(1, Side::Buy, dec!(5.00000002), dec!(100), dec!(1), 10);
+        let p = case(
+            method,
+            vec![
+                rec(bought),
+                rec(sell(2, dec!(1), dec!(1), 20)),
+                rec(sell(3, dec!(2.00000001), dec!(1), 30)),
+            ],
+        );
+        let disposals = &p.state().unwrap().disposals;
+        let costs = (disposals[&id(2)].cost_basis, disposals[&id(3)].cost_basis);
+        assert_eq!(
+            costs,
+            (dec!(100.199999999200000003), dec!(200.400001000399999998)),
+            "{method:?}"
+        );
+        assert_eq!(
+            disposals[&id(3)].realized_gain,
+            Some(dec!(-198.400000990399999998)),
+            "{method:?}"
+        );
+        // The lot keeps the rest of its cost, to the last digit.
+        let lot = &p.holdings().unwrap()[&btc()][0];
+        assert_eq!(
+            (lot.quantity, lot.cost),
+            (dec!(2.00000001), dec!(200.400001000399999999)),
+            "{method:?}"
+        );
+    }
+}
+
 // ------------------------------------------------------------------- properties
 
 mod properties {
