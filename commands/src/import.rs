@@ -33,26 +33,34 @@
 //! `Fee` end in their asset (`0.00100000BTC`), or the older
 //! `Date(UTC),Market,Type,Price,Amount,Total,Fee,Fee Coin`. The pair is split at a
 //! known quote asset (USDT, USDC, FDUSD, BUSD, TUSD, USD, EUR, GBP, TRY, BRL, BTC, ETH,
-//! BNB). A fee paid in the base coin is valued at the trade's price; a fee in another
-//! asset (BNB) cannot be valued here, so it is kept in the trade's note and recorded
-//! as 0.
+//! BNB). The fee, by the asset it was paid in:
 //!
-//! ## Coinbase (transaction history)
+//! - the quote asset: a cost added to a buy, taken from a sell's proceeds;
+//! - the coin traded: Binance withheld it from the coins a buy received, or took it on
+//!   top of the coins a sell gave, so the trade's quantity is the executed one less
+//!   (buy) or plus (sell) the fee, and its fee is the fee's value at the trade's price:
+//!   the cost (or proceeds) stays what the quote side was, exactly. The note says so;
+//! - another asset (BNB): paying it disposes of that asset at a value the export does
+//!   not hold (no BNB price), so it is kept in the trade's note and recorded as 0.
 //!
-//! The export's lines before its header are skipped. The header has `Timestamp`,
-//! `Transaction Type`, `Asset`, `Quantity Transacted`, `Price Currency` (or
-//! `Spot Price Currency`), `Price at Transaction` (or `Spot Price at Transaction`),
-//! `Fees and/or Spread`, and optionally `ID` and `Notes`. Types `Buy`, `Sell`,
-//! `Advanced Trade Buy` and `Advanced Trade Sell` are trades; amounts may carry a
-//! currency sign and thousands separators (`$68,000.00`) and a sell's quantity may be
-//! negative.
+//! ## Coinbase (transaction history, or Advanced Trade fills)
+//!
+//! The export's lines before its header are skipped. The fills export's header has
+//! `trade id`, `product` (`BTC-USD`), `side`, `created at`, `size`, `size unit`,
+//! `price`, `fee` and `price/fee/total unit`; its fee is in the quote currency. The
+//! transaction history's header has `Timestamp`, `Transaction Type`, `Asset`,
+//! `Quantity Transacted`, `Price Currency` (or `Spot Price Currency`), `Price at
+//! Transaction` (or `Spot Price at Transaction`), `Fees and/or Spread` (in the price's
+//! currency), and optionally `ID` and `Notes`. Types `Buy`, `Sell`, `Advanced Trade
+//! Buy` and `Advanced Trade Sell` are trades; amounts may carry a currency sign and
+//! thousands separators (`$68,000.00`) and a sell's quantity may be negative.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 
 use coinfold_domain::portfolio::{PortfolioCommand, PortfolioError, Side, Trade};
 use coinfold_domain::values::{
-    Amount, CoinSymbol, ExternalId, Note, Price, Quantity, QuoteCurrency, ValueError,
+    Amount, CoinSymbol, ExternalId, MAX_SCALE, Note, Price, Quantity, QuoteCurrency, ValueError,
 };
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
@@ -428,17 +436,19 @@ fn binance(row: &Row<'_>, columns: &Columns) -> Result<Read, RowError> {
     // The newer export: Executed is the quantity; the older: Amount is.
     let newer = columns.has("executed");
     let quantity_column = if newer { "Executed" } else { "Amount" };
-    let quantity = row.decimal(
-        quantity_column,
+    let (quantity_cell, quantity_asset) = split_asset(
         row.required(&[if newer { "executed" } else { "amount" }])?,
-    )?;
+        &[base],
+    );
+    if !quantity_asset.is_empty() && quantity_asset != base {
+        return Err(row.error(
+            quantity_column,
+            format!("is in {quantity_asset}, not the pair's {base}"),
+        ));
+    }
+    let executed = row.decimal(quantity_column, quantity_cell)?;
     let (fee_cell, fee_asset) = if newer {
-        let cell = row.required(&["fee"])?;
-        let asset: String = cell
-            .chars()
-            .skip_while(|c| c.is_ascii_digit() || matches!(c, '.' | '-'))
-            .collect();
-        (cell, asset.to_ascii_uppercase())
+        split_asset(row.required(&["fee"])?, &[base, quote.as_str()])
     } else {
         (
             row.required(&["fee"])?,
@@ -447,40 +457,134 @@ fn binance(row: &Row<'_>, columns: &Columns) -> Result<Read, RowError> {
                 .to_ascii_uppercase(),
         )
     };
-    let fee_amount = row.decimal("Fee", fee_cell)?;
-    let (fee, note) = if fee_asset.is_empty() || fee_asset == quote.as_str() {
-        (fee_amount, None)
-    } else if fee_asset == coin.as_str() {
-        (fee_amount * price, None)
+    let fee_amount = row.decimal("Fee", fee_cell)?.abs();
+    let fee = if fee_asset.is_empty() || fee_asset == quote.as_str() {
+        Fee::Quote(fee_amount)
+    } else if fee_asset == base {
+        Fee::Base(fee_amount)
     } else {
-        (
-            Decimal::ZERO,
-            Some(format!(
-                "fee {} {fee_asset} (not in {quote}, recorded as 0)",
-                fee_amount.normalize()
-            )),
-        )
+        Fee::Other(fee_amount, fee_asset)
     };
-    let note = row.note(note)?;
-    Ok(Read::Trade(Fields {
-        side,
-        coin,
-        quantity,
-        price,
-        quote,
-        fee,
-        executed_at,
-        note,
-        external_id: None,
-    }))
+    Ok(Read::Trade(fee.apply(
+        row,
+        Fields {
+            side,
+            coin,
+            quantity: executed,
+            price,
+            quote,
+            fee: Decimal::ZERO,
+            executed_at,
+            note: None,
+            external_id: None,
+        },
+    )?))
 }
 
-/// The part of a Coinbase export from its header on, and the header's line.
+/// A trade's fee by the asset it was paid in.
+enum Fee {
+    /// In the quote currency: added to a buy's cost, taken from a sell's proceeds.
+    Quote(Decimal),
+    /// In the coin traded: the exchange withheld it from the coins a buy received, or
+    /// took it on top of the coins a sell gave. The holding moves by the coins that
+    /// actually moved; the fee's value at the trade's price stays in the quote fee so
+    /// that the cost (or proceeds) is what the quote side of the trade was, exactly:
+    /// buying 0.5 ETH at 3,500 with a 0.0005 ETH fee records 0.4995 ETH at 3,500 plus
+    /// 1.75 USDT of fee, a cost of 1,750 (3,503.50 per ETH held).
+    Base(Decimal),
+    /// In a third asset (BNB): paying it is a disposal of that asset, whose proceeds
+    /// need its price, which the export does not hold, so it is kept in the note and
+    /// recorded as 0. A transfer out of the quantity is not used instead: it would
+    /// take the asset's lots away realizing nothing, it is not a trade (an import is
+    /// one all-or-none `ImportTrades` of trades), and it would refuse the whole file
+    /// in a portfolio that does not hold the asset.
+    Other(Decimal, String),
+}
+
+impl Fee {
+    /// `fields` (quantity as executed, no fee) with this fee applied and noted.
+    fn apply(self, row: &Row<'_>, mut fields: Fields) -> Result<Fields, RowError> {
+        let executed = fields.quantity;
+        let text = match self {
+            Self::Quote(amount) => {
+                fields.fee = amount;
+                None
+            }
+            Self::Base(amount) => {
+                let coin = fields.coin.as_str().to_owned();
+                fields.quantity = match fields.side {
+                    Side::Buy if amount >= executed => {
+                        return Err(row.error(
+                            "Fee",
+                            format!(
+                                "{} {coin} is not less than the {} {coin} bought",
+                                amount.normalize(),
+                                executed.normalize()
+                            ),
+                        ));
+                    }
+                    Side::Buy => executed - amount,
+                    Side::Sell => executed + amount,
+                };
+                // Rounded once, half to even, to the places a fee may have.
+                fields.fee = (amount * fields.price).round_dp(MAX_SCALE);
+                let how = match fields.side {
+                    Side::Buy => "withheld from",
+                    Side::Sell => "given on top of",
+                };
+                Some(format!(
+                    "fee {} {coin} {how} the {} {coin} executed, valued {} {}",
+                    amount.normalize(),
+                    executed.normalize(),
+                    fields.fee.normalize(),
+                    fields.quote
+                ))
+            }
+            Self::Other(amount, asset) => Some(format!(
+                "fee {} {asset} (not in {}, recorded as 0)",
+                amount.normalize(),
+                fields.quote
+            )),
+        };
+        if let Some(text) = text {
+            let text = match fields.note.take() {
+                Some(note) => format!("{}; {text}", note.as_str()),
+                None => text,
+            };
+            fields.note = row.note(Some(text))?;
+        }
+        Ok(fields)
+    }
+}
+
+/// A cell's number and the asset it ends in (`0.5ETH`, `100.0001INCH`), upper-case,
+/// empty when it names none. `known` assets are matched first: an asset may begin
+/// with a digit.
+fn split_asset<'c>(cell: &'c str, known: &[&str]) -> (&'c str, String) {
+    let upper = cell.to_ascii_uppercase();
+    for asset in known {
+        if let Some(number) = upper.strip_suffix(asset)
+            && number.ends_with(|c: char| c.is_ascii_digit() || c == '.')
+        {
+            return (cell[..number.len()].trim_end(), (*asset).to_owned());
+        }
+    }
+    let at = cell
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | ',' | '-' | ' ')))
+        .unwrap_or(cell.len());
+    (cell[..at].trim_end(), upper[at..].trim().to_owned())
+}
+
+/// The part of a Coinbase export from its header on, and the header's line: the
+/// transaction report's (`Timestamp`, `Transaction Type`) or the fills export's
+/// (`trade id`, `size unit`).
 fn coinbase_body(text: &str) -> Result<(&str, u64), RowError> {
     let mut offset = 0;
     for (index, line) in text.split_inclusive('\n').enumerate() {
         let lower = line.to_ascii_lowercase();
-        if lower.contains("timestamp") && lower.contains("transaction type") {
+        if (lower.contains("timestamp") && lower.contains("transaction type"))
+            || (lower.contains("trade id") && lower.contains("size unit"))
+        {
             return Ok((&text[offset..], index as u64 + 1));
         }
         offset += line.len();
@@ -488,13 +592,16 @@ fn coinbase_body(text: &str) -> Result<(&str, u64), RowError> {
     Err(RowError {
         line: 1,
         column: "header".to_owned(),
-        message:
-            "no header with Timestamp and Transaction Type: is this a Coinbase transaction history?"
-                .to_owned(),
+        message: "no header with Timestamp and Transaction Type (or trade id and size unit): \
+                  is this a Coinbase transaction history?"
+            .to_owned(),
     })
 }
 
 fn coinbase(row: &Row<'_>) -> Result<Read, RowError> {
+    if row.columns.has("size unit") {
+        return coinbase_fill(row);
+    }
     let kind = row.required(&["transaction type"])?;
     let side = match kind.to_ascii_lowercase().as_str() {
         "buy" | "advanced trade buy" => Side::Buy,
@@ -536,6 +643,60 @@ fn coinbase(row: &Row<'_>) -> Result<Read, RowError> {
         executed_at,
         note,
         external_id,
+    }))
+}
+
+/// A row of Coinbase's fills export (Advanced Trade, formerly Pro): `portfolio`,
+/// `trade id`, `product` (`BTC-USD`), `side`, `created at`, `size`, `size unit`,
+/// `price`, `fee`, `total`, `price/fee/total unit`. The fee is in the price's unit, the
+/// quote currency, so it is a cost or proceeds fee as in the transaction report.
+fn coinbase_fill(row: &Row<'_>) -> Result<Read, RowError> {
+    let product = row.required(&["product"])?.to_ascii_uppercase();
+    let Some((base, quote)) = product.split_once('-') else {
+        return Err(row.error(
+            "product",
+            format!("{:?} is not BASE-QUOTE", short(&product)),
+        ));
+    };
+    let coin = row.value("product", CoinSymbol::parse(base))?;
+    let unit = row.required(&["size unit"])?.to_ascii_uppercase();
+    if unit != base {
+        return Err(row.error("size unit", format!("is {unit}, not the product's {base}")));
+    }
+    let quote_unit = row
+        .required(&["price/fee/total unit"])?
+        .to_ascii_uppercase();
+    if quote_unit != quote {
+        return Err(row.error(
+            "price/fee/total unit",
+            format!("is {quote_unit}, not the product's {quote}"),
+        ));
+    }
+    let quote = row.value("product", QuoteCurrency::parse(quote))?;
+    let side = row.side("side", row.required(&["side"])?)?;
+    let executed_at = row.time("created at", row.required(&["created at"])?)?;
+    let quantity = row.decimal("size", row.required(&["size"])?)?.abs();
+    let price = row.decimal("price", row.required(&["price"])?)?;
+    let fee = match row.optional("fee") {
+        Some(cell) => row.decimal("fee", cell)?.abs(),
+        None => Decimal::ZERO,
+    };
+    // Trade ids count per product.
+    let trade = row.required(&["trade id"])?;
+    let external_id = row.value(
+        "trade id",
+        ExternalId::parse(format!("coinbase:{product}:{trade}")),
+    )?;
+    Ok(Read::Trade(Fields {
+        side,
+        coin,
+        quantity,
+        price,
+        quote,
+        fee,
+        executed_at,
+        note: None,
+        external_id: Some(external_id),
     }))
 }
 
@@ -719,8 +880,8 @@ mod tests {
         let trades: Vec<&Trade> = parsed.trades.iter().map(|(_, t)| t).collect();
         assert_eq!(trades[0].coin.as_str(), "BTC");
         assert_eq!(trades[0].quote.as_str(), "USDT");
-        assert_eq!(trades[0].quantity.value(), dec!(0.5));
-        // 0.0005 BTC at 40,000.
+        // 0.0005 BTC of the 0.5 bought withheld, valued at 40,000: the cost is 20,000.
+        assert_eq!(trades[0].quantity.value(), dec!(0.4995));
         assert_eq!(trades[0].fee.value(), dec!(20));
         assert_eq!(trades[1].side, Side::Sell);
         assert_eq!(trades[1].fee.value(), dec!(2.5));
@@ -743,7 +904,7 @@ mod tests {
         let parsed = parse(ImportFormat::Binance, older, PORTFOLIO, &usd()).unwrap();
         let (_, trade) = &parsed.trades[0];
         assert_eq!((trade.coin.as_str(), trade.quote.as_str()), ("SOL", "BTC"));
-        assert_eq!(trade.quantity.value(), dec!(10));
+        assert_eq!(trade.quantity.value(), dec!(9.99));
         assert_eq!(trade.fee.value(), dec!(0.000003));
 
         let bad = "Date(UTC),Pair,Side,Price,Executed,Amount,Fee\n\
