@@ -40,6 +40,7 @@ pub mod news;
 pub mod news_poller;
 pub mod producer;
 pub mod replay;
+pub mod replay_pass;
 pub mod replay_server;
 pub mod run;
 pub mod synth;
