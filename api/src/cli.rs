@@ -78,6 +78,10 @@ pub enum Command {
         /// Playback speed of the recordings: 10 plays ten times faster.
         #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
         speed: f64,
+        /// Play the recordings once, their times moved to now, and stop sending
+        /// (by default they loop, each pass going on from the one before).
+        #[arg(long, requires = "replay")]
+        once: bool,
         /// Stop after this many seconds (default: run until interrupted).
         #[arg(long)]
         for_seconds: Option<u64>,
@@ -95,6 +99,10 @@ pub enum Command {
         /// Playback speed of the recordings.
         #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
         speed: f64,
+        /// Play the recordings once, their times moved to now, and stop sending
+        /// (by default they loop, each pass going on from the one before).
+        #[arg(long, requires = "replay")]
+        once: bool,
     },
     /// The whole system on this machine: brings the local services up
     /// (deploy/local/up.sh), migrates, runs every role with the recorded feeds, seeds
@@ -183,6 +191,10 @@ pub enum ReplayCommand {
         /// 0 picks a free port.
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Play the recording once, its times moved to now, and stop sending (by
+        /// default it loops, each pass going on from the one before).
+        #[arg(long)]
+        once: bool,
     },
 }
 
@@ -270,11 +282,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::All { replay, speed } => {
+        Command::All {
+            replay,
+            speed,
+            once,
+        } => {
             as_role("all", async move {
                 crate::roles::all(
                     settings,
-                    crate::roles::Feeds { replay, speed },
+                    crate::roles::Feeds {
+                        replay,
+                        speed,
+                        once,
+                    },
                     stop_on_signal(),
                     None,
                 )
@@ -293,8 +313,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest {
             replay,
             speed,
+            once,
             for_seconds,
-        } => as_role("ingest", ingest(&settings, &replay, speed, for_seconds)).await,
+        } => {
+            as_role(
+                "ingest",
+                ingest(&settings, &replay, speed, once, for_seconds),
+            )
+            .await
+        }
         Command::Project { only } => {
             as_role("project", async {
                 let cancel = stop_on_signal();
@@ -390,12 +417,13 @@ async fn ingest(
     settings: &Settings,
     replay: &[PathBuf],
     speed: f64,
+    once: bool,
     for_seconds: Option<u64>,
 ) -> anyhow::Result<()> {
     let cancel = stop_on_signal();
     cancel_after(&cancel, for_seconds);
     crate::startup::spawn_ops(settings, cancel.clone()).await?;
-    let report = crate::roles::ingest(settings, replay, speed, cancel).await?;
+    let report = crate::roles::ingest(settings, replay, speed, once, cancel).await?;
     let produced = report.produced;
     println!(
         "ingest: produced {} ticks, {} coins, {} articles, {} dead letters; scored {} articles",
@@ -498,7 +526,7 @@ async fn import(
 
 async fn replay(command: ReplayCommand) -> anyhow::Result<()> {
     use coinfold_projections::ingest::replay::ReplayFile;
-    use coinfold_projections::ingest::replay_server::{PingPolicy, Playback, ReplayServer};
+    use coinfold_projections::ingest::replay_server::{Passes, PingPolicy, Playback, ReplayServer};
     use coinfold_projections::ingest::synth::{self, SynthConfig};
 
     match command {
@@ -523,9 +551,15 @@ async fn replay(command: ReplayCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        ReplayCommand::Serve { file, speed, port } => {
+        ReplayCommand::Serve {
+            file,
+            speed,
+            port,
+            once,
+        } => {
             let recording = ReplayFile::open(&file).context("reading the replay file")?;
-            let playback = Playback::new(recording, speed, PingPolicy::default());
+            let passes = if once { Passes::Once } else { Passes::Forever };
+            let playback = Playback::new(recording, speed, PingPolicy::default(), passes);
             let server = ReplayServer::start(([127, 0, 0, 1], port).into(), playback)
                 .await
                 .context("starting the replay server")?;

@@ -96,6 +96,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let feeds = Feeds {
         replay: vec![options.recordings.clone()],
         speed: options.speed,
+        once: false,
     };
     say(&format!(
         "playing {} at {}x speed; starting the API, projections, ingest and relay",

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use coinfold_commands::event_store::DOMAIN_EVENTS_TOPIC;
 use coinfold_projections::ingest::producer::{ensure_topics, producer_config};
+use coinfold_projections::ingest::replay_server::Passes;
 use coinfold_projections::ingest::run::{self as ingest_run, KafkaTarget, Plan, Report};
 use coinfold_projections::relay::{self, RelaySettings};
 use rdkafka::producer::FutureProducer;
@@ -63,11 +64,12 @@ pub async fn relay(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
 }
 
 /// The `ingest` role: the live connectors, or with `replay` the recordings played by
-/// local servers, until `cancel` fires.
+/// local servers (looping, or with `once` a single pass), until `cancel` fires.
 pub async fn ingest(
     settings: &Settings,
     replay: &[PathBuf],
     speed: f64,
+    once: bool,
     cancel: CancellationToken,
 ) -> anyhow::Result<Report> {
     let (plan, servers) = if replay.is_empty() {
@@ -76,7 +78,8 @@ pub async fn ingest(
             Vec::new(),
         )
     } else {
-        Plan::replay(replay, speed, &settings.ingest)
+        let passes = if once { Passes::Once } else { Passes::Forever };
+        Plan::replay(replay, speed, passes, &settings.ingest)
             .await
             .map_err(anyhow::Error::msg)?
     };
@@ -103,6 +106,8 @@ pub struct Feeds {
     /// Recordings to replay; the live endpoints when empty.
     pub replay: Vec<PathBuf>,
     pub speed: f64,
+    /// Play the recordings once instead of looping them.
+    pub once: bool,
 }
 
 /// The `all` role: API, projections, ingest and relay in this process until `cancel`
@@ -140,7 +145,7 @@ pub async fn all(
     {
         let (settings, cancel) = (settings.clone(), cancel.clone());
         roles.spawn(async move {
-            let report = ingest(&settings, &feeds.replay, feeds.speed, cancel).await;
+            let report = ingest(&settings, &feeds.replay, feeds.speed, feeds.once, cancel).await;
             let outcome = report.map(|report| {
                 tracing::info!(
                     ingest.ticks = report.produced.ticks,

@@ -16,7 +16,7 @@ use coinfold_projections::ingest::connector::{
     BackoffSettings, DeadLetter, Emitter, Ingested, StatsSnapshot,
 };
 use coinfold_projections::ingest::replay::{Frame, ReplayFile, Response};
-use coinfold_projections::ingest::replay_server::{PingPolicy, Playback, ReplayServer};
+use coinfold_projections::ingest::replay_server::{Passes, PingPolicy, Playback, ReplayServer};
 use coinfold_projections::ingest::synth::{self, SynthConfig};
 use coinfold_projections::ingest::websocket::{self, WebsocketSettings};
 use time::macros::datetime;
@@ -99,7 +99,7 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let expected = file.ticks().len();
-    let playback = Playback::new(file, speed, ping);
+    let playback = Playback::new(file, speed, ping, Passes::Verbatim);
     let mut server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback.clone())
         .await
         .unwrap();
@@ -384,7 +384,7 @@ async fn news_passes_each_article_once_backs_off_on_429_and_dead_letters_bad_ent
             },
         ],
     };
-    let playback = Playback::new(file, 10.0, PingPolicy::default());
+    let playback = Playback::new(file, 10.0, PingPolicy::default(), Passes::Verbatim);
     let server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback.clone())
         .await
         .unwrap();

@@ -15,7 +15,7 @@ use coinfold_projections::ingest::connector::BackoffSettings;
 use coinfold_projections::ingest::news_poller::{FeedSettings, NewsSettings};
 use coinfold_projections::ingest::producer::DeadLetterMessage;
 use coinfold_projections::ingest::replay::{Frame, ReplayFile};
-use coinfold_projections::ingest::replay_server::{PingPolicy, Playback, ReplayServer};
+use coinfold_projections::ingest::replay_server::{Passes, PingPolicy, Playback, ReplayServer};
 use coinfold_projections::ingest::run::{self, KafkaTarget, Plan};
 use coinfold_projections::ingest::synth::{self, SynthConfig};
 use coinfold_projections::ingest::websocket::WebsocketSettings;
@@ -52,7 +52,7 @@ fn by_source_and_coin<'a>(
 }
 
 async fn start(file: ReplayFile) -> ReplayServer {
-    let playback = Playback::new(file, SPEED, PingPolicy::default());
+    let playback = Playback::new(file, SPEED, PingPolicy::default(), Passes::Verbatim);
     ReplayServer::start(([127, 0, 0, 1], 0).into(), playback)
         .await
         .expect("a replay server")

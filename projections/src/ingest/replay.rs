@@ -9,7 +9,9 @@
 //! "status": 200, "headers": {…}, "body": "…"}`). Frames and bodies are kept as text,
 //! byte for byte, so a recording can hold a malformed message too.
 //!
-//! [`super::replay_server`] plays a file back; [`super::synth`] writes the shipped ones.
+//! [`super::replay_server`] plays a file back, once or in a loop whose passes
+//! [`super::replay_pass`] moves to the time they are played; [`super::synth`] writes
+//! the shipped ones.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};

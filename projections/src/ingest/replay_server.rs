@@ -10,11 +10,21 @@
 //!   that response is due on the playback clock; before then, the one answered last
 //!   again (what an upstream cache does). A recorded 429 is answered as a 429.
 //!
+//! [`Passes`] says how often the recording plays: once as recorded (what the tests
+//! compare with the file), once with its times moved to now, or forever, each pass
+//! going on from the one before (the default of `coinfold ingest --replay`; how each
+//! message is rewritten is in [`super::replay_pass`]). The playback clock keeps
+//! running from one pass into the next: a websocket sends the first frame of a pass
+//! one pass period after the first frame of the pass before, and an HTTP response of
+//! pass `k` is due `k` periods after its recorded offset.
+//!
 //! The position in the recording lives in the [`Playback`], not in the server: stop a
 //! server mid-stream and start another on the same port with the same playback, and it
-//! goes on where the first stopped, which is how the tests kill the "exchange" and see
-//! the connector reconnect and receive the rest. One client at a time is the intended
-//! use: two clients share the one position.
+//! goes on where the first stopped (the same pass, the same frame, on the same clock:
+//! frames that fell due meanwhile follow at once, unless the client was away longer
+//! than [`CATCH_UP`], when the clock waits for it instead), which is how the tests kill
+//! the "exchange" and see the connector reconnect and receive the rest. One client at
+//! a time is the intended use: two clients share the one position.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,12 +40,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::replay::{Feed, ReplayFile};
+use super::replay::{Feed, Frame, ReplayFile, Response as Recorded};
+use super::replay_pass::{Looping, Pass, Timeline};
 
 /// How a websocket playback keeps the connection alive.
 #[derive(Debug, Clone, Copy)]
@@ -55,30 +67,65 @@ impl Default for PingPolicy {
     }
 }
 
+/// How many times a playback goes through its recording, and whether it rewrites it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passes {
+    /// Once, every message byte for byte as recorded: what a test compares with the
+    /// file's own ticks.
+    Verbatim,
+    /// Once, with its times moved to the moment each message is sent (`--once`).
+    Once,
+    /// Pass after pass until stopped, each going on from the one before: later times,
+    /// greater ids, the price path continued ([`super::replay_pass`]).
+    Forever,
+}
+
+/// A websocket client that comes back with frames overdue by more than this gets them
+/// from now on, as they fall due again, instead of all at once.
+pub const CATCH_UP: Duration = Duration::from_secs(5);
+
 /// A recording being played, and how far it has got.
 pub struct Playback {
     file: ReplayFile,
     speed: f64,
     ping: PingPolicy,
-    /// The next websocket frame to send.
+    passes: Passes,
+    timeline: Timeline,
+    /// How each message is rewritten, unless the playback is verbatim.
+    looping: Option<Looping>,
+    /// When the playback started, once it has: the moment its first entry was due.
+    clock: Mutex<Option<Clock>>,
+    /// The next websocket frame to send, counted over every pass.
     cursor: AtomicUsize,
-    /// For HTTP: response indices per path, and the state of the playback clock.
+    /// For HTTP: response indices per path, and the next response of each path,
+    /// counted over every pass.
     by_path: HashMap<String, Vec<usize>>,
-    http: Mutex<HttpState>,
+    next: Mutex<HashMap<String, usize>>,
     connections: AtomicU64,
     pongs: AtomicU64,
     requests: AtomicU64,
 }
 
-#[derive(Default)]
-struct HttpState {
-    started: Option<Instant>,
-    next: HashMap<String, usize>,
+/// The playback clock's start, on the monotonic clock (for pacing) and on the wall
+/// clock (for the times written into messages).
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    instant: Instant,
+    wall: OffsetDateTime,
+}
+
+impl Clock {
+    fn now() -> Self {
+        Self {
+            instant: Instant::now(),
+            wall: OffsetDateTime::now_utc(),
+        }
+    }
 }
 
 impl Playback {
     /// `speed` 1 plays at the recorded pace, 10 ten times faster; it must be positive.
-    pub fn new(file: ReplayFile, speed: f64, ping: PingPolicy) -> Arc<Self> {
+    pub fn new(file: ReplayFile, speed: f64, ping: PingPolicy, passes: Passes) -> Arc<Self> {
         let mut by_path: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, response) in file.responses.iter().enumerate() {
             by_path
@@ -86,7 +133,10 @@ impl Playback {
                 .or_default()
                 .push(index);
         }
+        let looping = (passes != Passes::Verbatim).then(|| Looping::new(&file));
         Arc::new(Self {
+            timeline: Timeline::new(&file),
+            looping,
             file,
             speed: if speed.is_finite() && speed > 0.0 {
                 speed
@@ -94,9 +144,11 @@ impl Playback {
                 1.0
             },
             ping,
+            passes,
+            clock: Mutex::new(None),
             cursor: AtomicUsize::new(0),
             by_path,
-            http: Mutex::new(HttpState::default()),
+            next: Mutex::new(HashMap::new()),
             connections: AtomicU64::new(0),
             pongs: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -107,19 +159,35 @@ impl Playback {
         &self.file
     }
 
-    /// Websocket frames sent so far.
+    pub fn passes(&self) -> Passes {
+        self.passes
+    }
+
+    /// Websocket frames sent so far, over every pass.
     pub fn frames_sent(&self) -> usize {
         self.cursor.load(Ordering::SeqCst)
     }
 
-    /// Every frame sent, or for HTTP every response answered at least once.
+    /// The pass the next websocket frame belongs to (0 for the first).
+    pub fn pass(&self) -> u64 {
+        match self.file.frames.len() {
+            0 => 0,
+            length => (self.frames_sent() / length) as u64,
+        }
+    }
+
+    /// Every frame sent, or for HTTP every response answered at least once. A playback
+    /// that loops forever never finishes.
     pub fn finished(&self) -> bool {
+        if self.passes == Passes::Forever {
+            return false;
+        }
         match self.file.header.feed {
             Feed::Http => {
-                let state = self.http.lock().unwrap_or_else(|e| e.into_inner());
+                let next = self.next.lock().unwrap_or_else(|e| e.into_inner());
                 self.by_path
                     .iter()
-                    .all(|(path, list)| state.next.get(path).copied().unwrap_or(0) >= list.len())
+                    .all(|(path, list)| next.get(path).copied().unwrap_or(0) >= list.len())
             }
             _ => self.frames_sent() >= self.file.frames.len(),
         }
@@ -137,10 +205,62 @@ impl Playback {
         self.requests.load(Ordering::SeqCst)
     }
 
-    /// The recorded gap between two times, at playback speed.
-    fn scaled(&self, from: time::OffsetDateTime, to: time::OffsetDateTime) -> Duration {
-        let seconds = (to - from).as_seconds_f64().max(0.0) / self.speed;
-        Duration::from_secs_f64(seconds.min(3_600.0))
+    /// The playback clock, started now if it has not started yet.
+    fn clock(&self) -> Clock {
+        *self
+            .clock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Clock::now)
+    }
+
+    /// The clock for a websocket client that starts receiving at `position`: started
+    /// now for the first, and moved on for one that comes back after more than
+    /// [`CATCH_UP`], so that it receives from now on instead of a flood of old frames.
+    fn resume(&self, position: usize) -> Clock {
+        let mut clock = self.clock.lock().unwrap_or_else(|e| e.into_inner());
+        let current = clock.get_or_insert_with(Clock::now);
+        if let Some((frame, pass)) = self.frame_at(position) {
+            let due = current.instant + self.timeline.due(pass, frame.at, self.speed);
+            let late = Instant::now().saturating_duration_since(due);
+            if late > CATCH_UP {
+                current.instant += late;
+                current.wall += late;
+            }
+        }
+        *current
+    }
+
+    /// The websocket frame at `position`, counted over every pass, with its pass.
+    fn frame_at(&self, position: usize) -> Option<(&Frame, u64)> {
+        let length = self.file.frames.len();
+        if length == 0 || self.passes != Passes::Forever && position >= length {
+            return None;
+        }
+        Some((
+            &self.file.frames[position % length],
+            (position / length) as u64,
+        ))
+    }
+
+    /// The response at `position` of a path's `list`, counted over every pass, with its
+    /// pass.
+    fn response_at(&self, list: &[usize], position: usize) -> Option<(&Recorded, u64)> {
+        let length = list.len();
+        if length == 0 || self.passes != Passes::Forever && position >= length {
+            return None;
+        }
+        let response = self.file.responses.get(list[position % length])?;
+        Some((response, (position / length) as u64))
+    }
+
+    /// Where the playback of pass `pass` stands on `clock`.
+    fn pass_on(&self, pass: u64, clock: Clock) -> Pass {
+        Pass {
+            number: pass,
+            started: clock.wall,
+            speed: self.speed,
+        }
     }
 }
 
@@ -247,14 +367,21 @@ async fn session(socket: WebSocket, shared: Shared) {
     let (mut tx, mut rx) = socket.split();
     let needed = channels(&playback.file.sends);
     let mut subscribed: Vec<String> = Vec::new();
-    let mut streaming = playback.file.header.feed == Feed::Binance || needed.is_empty();
-    let mut index = playback.cursor.load(Ordering::SeqCst);
-    let mut due = Instant::now();
+    let mut position = playback.cursor.load(Ordering::SeqCst);
+    // The playback clock, once this client receives frames: Binance's at once,
+    // Coinbase's once it has subscribed to every recorded channel.
+    let mut clock = (playback.file.header.feed == Feed::Binance || needed.is_empty())
+        .then(|| playback.resume(position));
     let mut ping =
         tokio::time::interval_at(Instant::now() + playback.ping.every, playback.ping.every);
     let mut waiting_since: Option<Instant> = None;
     loop {
-        let next = playback.file.frames.get(index).filter(|_| streaming);
+        let next = clock.and_then(|clock| {
+            let (frame, pass) = playback.frame_at(position)?;
+            let due = clock.instant + playback.timeline.due(pass, frame.at, playback.speed);
+            Some((frame, playback.pass_on(pass, clock), due))
+        });
+        let due = next.as_ref().map_or_else(Instant::now, |(_, _, due)| *due);
         tokio::select! {
             () = shared.cancel.cancelled() => {
                 // Read what the client sent for a moment, so that closing the socket
@@ -266,15 +393,16 @@ async fn session(socket: WebSocket, shared: Shared) {
                 return;
             }
             () = tokio::time::sleep_until(due), if next.is_some() => {
-                let Some(frame) = next else { continue };
-                if tx.send(Message::Text(frame.text.clone().into())).await.is_err() {
+                let Some((frame, pass, _)) = next else { continue };
+                let text = match &playback.looping {
+                    Some(looping) => looping.frame(&frame.text, &pass),
+                    None => frame.text.clone(),
+                };
+                if tx.send(Message::Text(text.into())).await.is_err() {
                     return;
                 }
-                playback.cursor.fetch_max(index + 1, Ordering::SeqCst);
-                index += 1;
-                if let Some(following) = playback.file.frames.get(index) {
-                    due = Instant::now() + playback.scaled(frame.at, following.at);
-                }
+                playback.cursor.fetch_max(position + 1, Ordering::SeqCst);
+                position += 1;
                 if is_server_shutdown(&frame.text) {
                     let _ = tx.send(Message::Close(None)).await;
                     return;
@@ -304,9 +432,8 @@ async fn session(socket: WebSocket, shared: Shared) {
                         && tx.send(Message::Text(reply.into())).await.is_err() {
                             return;
                         }
-                    if !streaming && needed.iter().all(|c| subscribed.contains(c)) {
-                        streaming = true;
-                        due = Instant::now();
+                    if clock.is_none() && needed.iter().all(|c| subscribed.contains(c)) {
+                        clock = Some(playback.resume(position));
                     }
                 }
                 Some(Ok(_)) => {}
@@ -345,28 +472,34 @@ async fn http_get(State(shared): State<Shared>, OriginalUri(uri): OriginalUri) -
         )
             .into_response();
     };
-    let chosen = {
-        let mut state = playback.http.lock().unwrap_or_else(|e| e.into_inner());
-        let started = *state.started.get_or_insert_with(Instant::now);
-        let first = playback
-            .file
-            .responses
-            .first()
-            .map(|r| r.at)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let next = state.next.get(path).copied().unwrap_or(0);
-        let due = list.get(next).is_some_and(|&i| {
-            next == 0 || playback.scaled(first, playback.file.responses[i].at) <= started.elapsed()
-        });
-        if due {
-            state.next.insert(path.to_owned(), next + 1);
-            list[next]
+    let (recorded, pass) = {
+        let mut next = playback.next.lock().unwrap_or_else(|e| e.into_inner());
+        let clock = playback.clock();
+        let position = next.get(path).copied().unwrap_or(0);
+        let due = playback
+            .response_at(list, position)
+            .is_some_and(|(response, pass)| {
+                position == 0
+                    || clock.instant + playback.timeline.due(pass, response.at, playback.speed)
+                        <= Instant::now()
+            });
+        let answered = if due {
+            next.insert(path.to_owned(), position + 1);
+            position
         } else {
-            list[next.saturating_sub(1).min(list.len() - 1)]
-        }
+            // The one answered last again.
+            position.saturating_sub(1)
+        };
+        let Some((recorded, pass)) = playback.response_at(list, answered) else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        (recorded, playback.pass_on(pass, clock))
     };
-    let recorded = &playback.file.responses[chosen];
-    let mut response = Response::new(Body::from(recorded.body.clone()));
+    let body = match &playback.looping {
+        Some(looping) => looping.body(recorded, &pass),
+        None => recorded.body.clone(),
+    };
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::from_u16(recorded.status).unwrap_or(StatusCode::OK);
     let content_type = if recorded.body.trim_start().starts_with('<') {
         "application/xml"

@@ -24,7 +24,7 @@ use super::news::CoinTagger;
 use super::news_poller::{FeedSettings, NewsPoller, NewsSettings};
 use super::producer::{self, IngestTopics, ProduceError, Produced};
 use super::replay::{Feed, GeckoRequest, ReplayFile};
-use super::replay_server::{PingPolicy, Playback, ReplayServer};
+use super::replay_server::{Passes, PingPolicy, Playback, ReplayServer};
 use super::websocket::{self, WebsocketSettings};
 use crate::sentiment::worker::{SentimentWorker, WorkerSettings};
 
@@ -104,11 +104,13 @@ impl Plan {
     }
 
     /// The connectors that read `files` (replay files, or folders of `*.jsonl`),
-    /// each played by its own server on loopback at `speed`. The servers run until
-    /// [`ReplayServer::stop`]: the caller keeps them and stops them.
+    /// each played by its own server on loopback at `speed`, as often as `passes`
+    /// says. The servers run until [`ReplayServer::stop`]: the caller keeps them and
+    /// stops them.
     pub async fn replay(
         files: &[PathBuf],
         speed: f64,
+        passes: Passes,
         settings: &IngestSettings,
     ) -> Result<(Plan, Vec<ReplayServer>), String> {
         let mut plan = Plan {
@@ -119,7 +121,7 @@ impl Plan {
         for path in expand(files)? {
             let file = ReplayFile::open(&path).map_err(|e| e.to_string())?;
             let feed = file.header.feed;
-            let playback = Playback::new(file, speed, PingPolicy::default());
+            let playback = Playback::new(file, speed, PingPolicy::default(), passes);
             let server = ReplayServer::start(([127, 0, 0, 1], 0).into(), playback.clone())
                 .await
                 .map_err(|e| format!("starting a replay server for {}: {e}", path.display()))?;
