@@ -1,7 +1,9 @@
 //! The connectors against local replay servers: every recorded tick arrives, in order
 //! per coin, across a server that is killed and restarted mid-stream; malformed frames
 //! become dead letters with a reason; pings are answered; `serverShutdown`, sequence
-//! gaps and 429s are handled. (The same through Kafka is in tests/tests/ingest.rs.)
+//! gaps and 429s are handled; a looping playback goes on past the end of its recording
+//! with ticks that are new and of now, and a single pass stops. (The same through Kafka
+//! is in tests/tests/ingest.rs.)
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -444,4 +446,193 @@ async fn news_passes_each_article_once_backs_off_on_429_and_dead_letters_bad_ent
         !letters.is_empty() && letters.iter().all(|r| r.contains("no title or no link")),
         "{letters:?}"
     );
+}
+
+/// The agg trade ids of Binance ticks, in arrival order.
+fn agg_ids(ticks: &[Tick]) -> Vec<u64> {
+    ticks
+        .iter()
+        .filter_map(|t| t.trade_id.as_deref()?.strip_prefix("agg-")?.parse().ok())
+        .collect()
+}
+
+/// Runs the Binance connector against `playback` until `done` holds for its ticks.
+async fn binance_until(
+    playback: Arc<Playback>,
+    what: &str,
+    mut done: impl FnMut(&[Tick]) -> bool,
+) -> Vec<Tick> {
+    let server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback)
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::channel(100_000);
+    let cancel = CancellationToken::new();
+    let connector = tokio::spawn(websocket::run(
+        Binance::new(server.url()),
+        fast_reconnects(),
+        Emitter::new("test", tx),
+        cancel.clone(),
+    ));
+    let mut ticks = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done(&ticks) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {} ticks",
+            ticks.len()
+        );
+        match tokio::time::timeout(Duration::from_millis(20), rx.recv()).await {
+            Ok(Some(Ingested::Tick(tick))) => ticks.push(tick),
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => panic!("the connector stopped"),
+        }
+    }
+    cancel.cancel();
+    connector.await.unwrap();
+    server.stop().await;
+    ticks
+}
+
+/// A one-minute recording with a `serverShutdown` in the middle: the socket closes
+/// halfway through every pass.
+fn binance_with_a_shutdown() -> ReplayFile {
+    let mut file = ReplayFile::read(recordings(1).binance.as_slice()).unwrap();
+    let middle = file.frames.len() / 2;
+    insert(
+        &mut file,
+        middle,
+        r#"{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1775572230000}}"#,
+    );
+    file
+}
+
+/// Each tick's exchange time is when it was sent: within `seconds` of when it arrived.
+fn assert_of_now(ticks: &[Tick], seconds: f64) {
+    for tick in ticks {
+        let behind = (tick.received_time - tick.exchange_time).as_seconds_f64();
+        assert!(behind.abs() <= seconds, "{behind} s: {tick:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_looping_replay_goes_on_past_its_end_with_new_ticks_of_now() {
+    let file = binance_with_a_shutdown();
+    let per_pass = file.ticks().len();
+    let trades_per_pass = agg_ids(&file.ticks()).len();
+    // A minute at 60 times the speed: a pass a second.
+    let playback = Playback::new(file, 60.0, PingPolicy::default(), Passes::Forever);
+    let ticks = binance_until(playback.clone(), "three passes", |ticks| {
+        ticks.len() >= 3 * per_pass + 10
+    })
+    .await;
+
+    // No tick of a pass has the key of a tick of a pass before (within one, the
+    // recording's own klines share keys: their E is the candle's start).
+    let mut seen = std::collections::HashSet::new();
+    for (pass, chunk) in ticks.chunks(per_pass).enumerate() {
+        let keys: std::collections::HashSet<String> = chunk.iter().map(Tick::dedupe_key).collect();
+        assert!(
+            keys.iter().all(|key| !seen.contains(key)),
+            "pass {pass} repeats a key of an earlier pass"
+        );
+        seen.extend(keys);
+    }
+    // Each pass plays every trade once, under ids greater than the pass before's: no
+    // frame is played twice or skipped when the socket closes or a pass begins.
+    let mut last = 0;
+    for chunk in ticks.chunks(per_pass).take(3) {
+        let mut ids = agg_ids(chunk);
+        assert_eq!(ids.len(), trades_per_pass);
+        ids.sort_unstable();
+        assert!(ids[0] > last, "{} after {last}", ids[0]);
+        for pair in ids.windows(2) {
+            assert_eq!(pair[1], pair[0] + 1, "agg ids one after another");
+        }
+        last = ids[ids.len() - 1];
+    }
+    // A kline's E is its candle's start, up to a minute of recording (1 s here)
+    // before it is sent.
+    assert_of_now(&ticks, 1.5);
+    assert!(playback.pass() >= 3, "pass {}", playback.pass());
+    assert!(
+        playback.connections() >= 4,
+        "the connector came back after each pass's serverShutdown: {}",
+        playback.connections()
+    );
+    assert!(!playback.finished());
+}
+
+#[tokio::test]
+async fn a_single_pass_stops_at_the_end_of_its_recording() {
+    let file = binance_with_a_shutdown();
+    let per_pass = file.ticks().len();
+    let playback = Playback::new(file, 60.0, PingPolicy::default(), Passes::Once);
+    let ticks = binance_until(playback.clone(), "one pass and a pause", {
+        let mut ended: Option<tokio::time::Instant> = None;
+        move |ticks| {
+            assert!(ticks.len() <= per_pass, "more ticks than one pass holds");
+            if ticks.len() < per_pass {
+                return false;
+            }
+            // The end: wait as long as another pass would take.
+            let ended = *ended.get_or_insert_with(tokio::time::Instant::now);
+            ended.elapsed() > Duration::from_millis(1_500)
+        }
+    })
+    .await;
+    assert_eq!(ticks.len(), per_pass);
+    assert!(playback.finished());
+    assert_of_now(&ticks, 1.5);
+}
+
+#[tokio::test]
+async fn a_looping_http_replay_answers_past_its_end_with_the_price_going_on() {
+    let file = ReplayFile::read(recordings(1).coingecko.as_slice()).unwrap();
+    let prices: Vec<&Response> = file
+        .responses
+        .iter()
+        .filter(|r| r.path() == "/api/v3/simple/price")
+        .collect();
+    let (per_pass, get) = (prices.len(), prices[0].get.clone());
+    let playback = Playback::new(file, 60.0, PingPolicy::default(), Passes::Forever);
+    let server = ReplayServer::start("127.0.0.1:0".parse().unwrap(), playback)
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    // Each new answer, as bitcoin's (last_updated_at, usd).
+    let mut answers: Vec<(i64, f64)> = Vec::new();
+    let mut last_body = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while answers.len() <= 3 * per_pass {
+        assert!(tokio::time::Instant::now() < deadline, "{answers:?}");
+        let body = client
+            .get(format!("{}{get}", server.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if body != last_body {
+            let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let bitcoin = &value["bitcoin"];
+            let updated = bitcoin["last_updated_at"].as_i64().unwrap();
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            assert!((now - updated).abs() <= 2, "{updated} asked at {now}");
+            answers.push((updated, bitcoin["usd"].as_f64().unwrap()));
+            last_body = body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+    assert!(answers.windows(2).all(|w| w[1].0 >= w[0].0), "{answers:?}");
+    for pass in 1..=3 {
+        let boundary = pass * per_pass;
+        assert_eq!(
+            answers[boundary].1,
+            answers[boundary - 1].1,
+            "pass {pass} starts at the price the one before ended: {answers:?}"
+        );
+    }
+    assert_ne!(answers[per_pass + 1].1, answers[1].1, "{answers:?}");
 }
