@@ -174,12 +174,14 @@ async fn imports_are_all_or_none_and_name_the_bad_line(pool: PgPool) {
         assert_eq!(trades_stored(&pool).await, 3, "{csv} stored something");
     }
 
-    // Binance's export into a USDT portfolio: a fee in the base coin is valued at the
-    // trade's price, a fee in BNB is kept in the note.
+    // Binance's export into a USDT portfolio: a fee in the coin traded moves the
+    // holding (withheld from a buy, given on top of a sell) and its value at the
+    // trade's price is the quote fee; a fee in BNB is kept in the note.
     let usdt = create(&app, &alice.token, "USDT").await;
     let binance = "Date(UTC),Pair,Side,Price,Executed,Amount,Fee\n\
         2026-01-05 14:02:11,BTCUSDT,BUY,40000.00,0.50000000BTC,20000.00000000USDT,0.00050000BTC\n\
-        2026-01-05 14:04:00,ETHUSDT,BUY,2500.00,1.00000000ETH,2500.00000000USDT,0.00100000BNB\n";
+        2026-01-05 14:04:00,ETHUSDT,BUY,2500.00,1.00000000ETH,2500.00000000USDT,0.00100000BNB\n\
+        2026-01-05 15:00:00,ETHUSDT,SELL,3500.00,0.50000000ETH,1750.00000000USDT,0.00050000ETH\n";
     let imported = app
         .graphql(
             IMPORT,
@@ -187,22 +189,86 @@ async fn imports_are_all_or_none_and_name_the_bad_line(pool: PgPool) {
             a,
         )
         .await;
-    assert_eq!(data(&imported, "importTrades")["imported"], 2, "{imported}");
-    let fees: Vec<(Decimal, Option<String>)> = sqlx::query_as(
-        "SELECT (payload #>> '{TradeRecorded,trade,fee}')::numeric, payload #>> '{TradeRecorded,trade,note}' \
+    assert_eq!(data(&imported, "importTrades")["imported"], 3, "{imported}");
+    let stored: Vec<(Decimal, Decimal, Option<String>)> = sqlx::query_as(
+        "SELECT (payload #>> '{TradeRecorded,trade,quantity}')::numeric, \
+         (payload #>> '{TradeRecorded,trade,fee}')::numeric, payload #>> '{TradeRecorded,trade,note}' \
          FROM events WHERE aggregate_id = $1 AND event_type = 'TradeRecorded' ORDER BY sequence",
     )
     .bind(&usdt)
     .fetch_all(&pool)
     .await
     .unwrap();
+    let number = |s: &str| s.parse::<Decimal>().unwrap();
     assert_eq!(
-        fees,
+        stored,
         vec![
-            (Decimal::from(20), None),
             (
+                number("0.4995"),
+                Decimal::from(20),
+                Some(
+                    "fee 0.0005 BTC withheld from the 0.5 BTC executed, valued 20 USDT".to_owned()
+                )
+            ),
+            (
+                Decimal::ONE,
                 Decimal::ZERO,
                 Some("fee 0.001 BNB (not in USDT, recorded as 0)".to_owned())
+            ),
+            (
+                number("0.5005"),
+                number("1.75"),
+                Some(
+                    "fee 0.0005 ETH given on top of the 0.5 ETH executed, valued 1.75 USDT"
+                        .to_owned()
+                )
+            ),
+        ]
+    );
+    // What the exchange holds: 0.4995 BTC for 20,000; 1 − 0.5005 = 0.4995 ETH, the
+    // rest of the lot of 1 for 2,500 (FIFO), and the sell realized 1750 − 1251.25.
+    let held = app
+        .eventually(
+            "query($p: ID!) { portfolio(id: $p) { summary { holdings { coin quantity costBasis realizedGain } } } }",
+            json!({ "p": usdt }),
+            a,
+            |r| {
+                r["data"]["portfolio"]["summary"]["holdings"]
+                    .as_array()
+                    .is_some_and(|h| h.len() == 2 && h.iter().all(|c| c["quantity"] == "0.4995"))
+            },
+        )
+        .await;
+    let mut holdings: Vec<(String, Decimal, Decimal, Decimal)> =
+        held["data"]["portfolio"]["summary"]["holdings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                let n = |v: &Value| v.as_str().map_or(Decimal::MIN, number);
+                (
+                    h["coin"].as_str().unwrap_or_default().to_owned(),
+                    n(&h["quantity"]),
+                    n(&h["costBasis"]),
+                    n(&h["realizedGain"]),
+                )
+            })
+            .collect();
+    holdings.sort();
+    assert_eq!(
+        holdings,
+        vec![
+            (
+                "BTC".to_owned(),
+                number("0.4995"),
+                Decimal::from(20000),
+                Decimal::ZERO
+            ),
+            (
+                "ETH".to_owned(),
+                number("0.4995"),
+                number("1248.75"),
+                number("498.75")
             ),
         ]
     );
