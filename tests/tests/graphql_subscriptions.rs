@@ -529,6 +529,50 @@ async fn a_portfolio_subscription_sends_at_most_one_summary_a_second_and_only_ch
 }
 
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn an_alert_whose_condition_holds_at_creation_fires_without_another_tick(pool: PgPool) {
+    // No evaluator: only the creation itself can fire the alert.
+    let app = spawn_app_with(&pool, |s| s.projections.alerts = false).await;
+    let _projections = app.run_projections().await;
+    btc_priced_at(&app, "100").await;
+    let alice = app.sign_up("alice").await;
+    let create = |condition: &str| {
+        format!(
+            "mutation {{ createAlert(input: {{ coin: \"BTC\", condition: {{ {condition} }} }}) {{ id }} }}"
+        )
+    };
+    let mut ids = Vec::new();
+    for condition in ["priceAbove: \"90\"", "priceAbove: \"1000\""] {
+        let created = app
+            .graphql(&create(condition), json!({}), Some(&alice.token))
+            .await;
+        ids.push(
+            data(&created, "createAlert")["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let listed = app
+        .eventually(
+            "{ alerts { nodes { id status timesTriggered lastObservation } } }",
+            json!({}),
+            Some(&alice.token),
+            |r| {
+                r["data"]["alerts"]["nodes"]
+                    .as_array()
+                    .is_some_and(|nodes| nodes.len() == 2 && nodes[0]["status"] == "FIRED")
+            },
+        )
+        .await;
+    let nodes = &listed["data"]["alerts"]["nodes"];
+    assert_eq!(nodes[0]["id"], ids[0].as_str());
+    assert_eq!(nodes[0]["timesTriggered"], 1);
+    assert_eq!(nodes[0]["lastObservation"]["value"], "100", "{listed}");
+    assert_eq!(nodes[1]["id"], ids[1].as_str());
+    assert_eq!(nodes[1]["status"], "ARMED", "{listed}");
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
 async fn candles_follow_the_open_candle_and_open_the_next(pool: PgPool) {
     let app = spawn_app(&pool).await;
     let _projections = app.run_projections().await;
