@@ -379,7 +379,8 @@ async fn every_tick_twice_still_fires_each_one_shot_alert_once(pool: PgPool) {
                     condition,
                     repeat,
                     cooldown_seconds: 120,
-                    now: OffsetDateTime::now_utc(),
+                    // Created before the recording starts: its ticks come after.
+                    now: ticks[0].exchange_time - time::Duration::seconds(1),
                 },
                 &context,
             )
@@ -435,6 +436,66 @@ async fn every_tick_twice_still_fires_each_one_shot_alert_once(pool: PgPool) {
         "duplicates were sent and absorbed"
     );
     assert_eq!(stats.triggered as i64, 2 + expected_recurring);
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn ticks_from_before_an_alert_was_created_fire_nothing(pool: PgPool) {
+    // A backlog or a backfilled history read after the alert was created: its ticks
+    // judge a market the alert was not watching.
+    let service: CommandService<Alert> = CommandService::new(
+        PgEventRepository::new(pool.clone(), ""),
+        (),
+        CommandOptions::default(),
+    );
+    let created = OffsetDateTime::now_utc();
+    let id = Uuid::now_v7();
+    service
+        .execute(
+            &id.to_string(),
+            AlertCommand::Create {
+                alert_id: id,
+                owner_id: Uuid::now_v7(),
+                coin: CoinSymbol::parse("BTC").unwrap(),
+                condition: AlertCondition::PriceAbove {
+                    threshold: Price::new(Decimal::ONE).unwrap(),
+                },
+                repeat: Repeat::Recurring,
+                cooldown_seconds: 0,
+                now: created,
+            },
+            &CommandContext::new(Actor::User(Uuid::now_v7())),
+        )
+        .await
+        .unwrap();
+    seed::catch_up(&pool, &Alerts).await;
+    let trigger = CommandTrigger::new(pool.clone(), "");
+    let mut evaluator = Evaluator::new(pool.clone(), &trigger);
+    let tick = |at: OffsetDateTime| coinfold_projections::ingest::Tick {
+        schema: coinfold_projections::ingest::TICK_SCHEMA,
+        source: coinfold_projections::ingest::Source::Coinbase,
+        kind: TickKind::Ticker,
+        coin: CoinSymbol::parse("BTC").unwrap(),
+        quote: coinfold_domain::values::QuoteCurrency::usd(),
+        price: Price::new(Decimal::from(100)).unwrap(),
+        size: None,
+        side: None,
+        trade_id: None,
+        volume_24h: None,
+        exchange_time: at,
+        received_time: at,
+    };
+    for minutes in [90, 60, 1] {
+        evaluator
+            .on_tick(&tick(created - time::Duration::minutes(minutes)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(evaluator.stats().triggered, 0, "{:?}", evaluator.stats());
+    evaluator
+        .on_tick(&tick(created + time::Duration::seconds(1)))
+        .await
+        .unwrap();
+    assert_eq!(evaluator.stats().triggered, 1, "{:?}", evaluator.stats());
 }
 
 const FOUR: [&str; 4] = ["portfolios", "users", "alerts", "market"];

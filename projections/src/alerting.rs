@@ -76,6 +76,10 @@ pub struct ArmedAlert {
     pub alert_id: Uuid,
     pub coin: String,
     pub condition: AlertCondition,
+    /// When the alert was created: a tick from before (a backlog being caught up, a
+    /// backfilled history) judges a market the alert was not watching, and fires
+    /// nothing.
+    pub created_at: OffsetDateTime,
 }
 
 /// One coin's recent market, by minute.
@@ -263,17 +267,19 @@ struct View {
 }
 
 async fn load_view(pool: &PgPool, now: OffsetDateTime) -> Result<View, ProjectionError> {
-    let rows: Vec<(Uuid, String, serde_json::Value)> =
-        sqlx::query_as("SELECT alert_id, coin, condition FROM read.alerts WHERE status = 'ARMED'")
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(Uuid, String, serde_json::Value, OffsetDateTime)> = sqlx::query_as(
+        "SELECT alert_id, coin, condition, created_at FROM read.alerts WHERE status = 'ARMED'",
+    )
+    .fetch_all(pool)
+    .await?;
     let mut armed: HashMap<String, Vec<ArmedAlert>> = HashMap::new();
-    for (alert_id, coin, condition) in rows {
+    for (alert_id, coin, condition, created_at) in rows {
         match serde_json::from_value::<AlertCondition>(condition) {
             Ok(condition) => armed.entry(coin.clone()).or_default().push(ArmedAlert {
                 alert_id,
                 coin,
                 condition,
+                created_at,
             }),
             Err(error) => tracing::warn!(%alert_id, %error, "an alert's condition cannot be read"),
         }
@@ -417,7 +423,8 @@ impl<T: AlertTrigger> Evaluator<T> {
         let previous = history.last_price;
         let sentiment = self.view.sentiment.get(coin).copied();
         let mut due = Vec::new();
-        for alert in self.view.armed.get(coin).into_iter().flatten() {
+        let armed = self.view.armed.get(coin).into_iter().flatten();
+        for alert in armed.filter(|a| tick.exchange_time >= a.created_at) {
             if let Some(observation) = observe(
                 &alert.condition,
                 history,
