@@ -6,13 +6,19 @@
 //!    recordings replay the same ticks each run, and a tick is applied once, so the
 //!    state of an earlier run would hold the market still), and topics named
 //!    `demo-<unix time>.…`; the migrations are applied;
-//! 3. `all` runs every role in this process, ingest playing the recordings;
-//! 4. once the market has prices, two users are seeded **through the GraphQL API**, as
+//! 3. 90 days of market history are backfilled ([`coinfold_projections::ingest::history`]:
+//!    the recordings' price model run backwards from their first prices), produced to
+//!    the tick topic through ingest's producer before any live tick;
+//! 4. `all` runs every role in this process, ingest playing the recordings in a loop;
+//!    the demo waits until the history is folded (every coin's 1-hour and 1-day
+//!    indicators complete);
+//! 5. once the market has prices, two users are seeded **through the GraphQL API**, as
 //!    a client would: alice and bob, each with a portfolio, trades (alice's partly by
 //!    `importTrades`), a watchlist and alerts set near the recorded prices so they fire
 //!    while the feed plays;
-//! 5. every few seconds a line shows prices, candles, alerts fired and alice's
-//!    portfolio, read back through the API.
+//! 6. every few seconds a line shows prices, BTC's newest candle of each interval and
+//!    its 1h and 1d indicators, the BTC/ETH correlation, BTC's sentiment, alerts fired
+//!    and alice's portfolio, read back through the API.
 //!
 //! The process's JSON logs go to `.local/log/coinfold-demo.log`; stdout is for people.
 
@@ -25,6 +31,8 @@ use anyhow::{Context, bail};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+use coinfold_projections::ingest::history::{HistoryConfig, backfill, history_ticks};
 
 use crate::roles::{self, Feeds};
 use crate::settings::Settings;
@@ -90,6 +98,26 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     ));
     crate::cli::migrate(&settings).await?;
 
+    let history = HistoryConfig::demo(time::OffsetDateTime::now_utc());
+    say(&format!(
+        "backfilling {} days of market history (the recordings' model run backwards; the last {} days with a trade every 15 s)",
+        history.days, history.minute_days
+    ));
+    let backfill_started = Instant::now();
+    let produced = backfill(
+        &settings.kafka.brokers,
+        &settings.kafka.client_id,
+        &settings.kafka.topic_prefix,
+        history_ticks(&history),
+    )
+    .await
+    .context("producing the market history")?;
+    say(&format!(
+        "{} history ticks produced in {:.1} s; the projections fold them before the live feed",
+        produced.ticks,
+        backfill_started.elapsed().as_secs_f64()
+    ));
+
     let cancel = crate::cli::stop_on_signal();
     crate::cli::cancel_after(&cancel, options.for_seconds);
     let (address_tx, address_rx) = tokio::sync::oneshot::channel();
@@ -127,6 +155,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
             "metrics: http://{address}/metrics, health: http://{address}/ready"
         ));
         if !client.wait_for_prices(&cancel).await? {
+            return Ok(());
+        }
+        if !client.wait_for_history(&cancel).await? {
             return Ok(());
         }
         let mut seeded = seed(&client).await?;
@@ -280,6 +311,62 @@ impl Client {
                 () = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
+    }
+
+    /// Waits until every coin's latest closed 1-hour and 1-day candles have every
+    /// indicator (the backfilled history is folded); false when stopped first.
+    async fn wait_for_history(&self, cancel: &CancellationToken) -> anyhow::Result<bool> {
+        say("waiting for the history to be folded (every indicator on 1h and 1d)");
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(600);
+        loop {
+            let mut missing = Vec::new();
+            for coin in COINS {
+                for interval in ["1h", "1d"] {
+                    let complete = self.indicators(coin, interval).await.is_ok_and(|point| {
+                        point
+                            .as_object()
+                            .is_some_and(|o| o.values().all(|v| !v.is_null()))
+                    });
+                    if !complete {
+                        missing.push(format!("{coin} {interval}"));
+                    }
+                }
+            }
+            if missing.is_empty() {
+                say(&format!(
+                    "history folded in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                ));
+                return Ok(true);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "indicators still missing after 600 s ({}): see .local/log/coinfold-demo.log",
+                    missing.join(", ")
+                );
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(false),
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// The newest indicator point of a coin's series.
+    async fn indicators(&self, coin: &str, interval: &str) -> anyhow::Result<Value> {
+        let data = self
+            .call(
+                None,
+                "query($c: String!, $i: String!) { indicators(coin: $c, interval: $i, first: 1) { nodes { \
+                 sma20 ema20 rsi14 macd macdSignal macdHistogram bollingerMid bollingerUpper bollingerLower volatility30 } } }",
+                json!({ "c": coin, "i": interval }),
+            )
+            .await?;
+        Ok(data
+            .pointer("/indicators/nodes/0")
+            .cloned()
+            .unwrap_or(Value::Null))
     }
 
     async fn prices(&self) -> anyhow::Result<HashMap<String, Decimal>> {
@@ -507,17 +594,48 @@ async fn status_line(client: &Client, seeded: &Seeded) -> anyhow::Result<String>
             line.push_str(&format!("{coin} {} ", price.round_dp(4).normalize()));
         }
     }
-    let candles = client
+    // The newest candle of each interval (the open one moves), BTC's indicators on 1h
+    // and 1d, the BTC/ETH correlation over 1h and BTC's sentiment over 24 h.
+    let market = client
         .call(
             None,
-            "{ candles(coin: \"BTC\", interval: \"1m\", first: 100) { nodes { openTime } } }",
+            "{ m1: candles(coin: \"BTC\", interval: \"1m\", first: 1) { nodes { openTime close } } \
+               m5: candles(coin: \"BTC\", interval: \"5m\", first: 1) { nodes { openTime close } } \
+               h1: candles(coin: \"BTC\", interval: \"1h\", first: 1) { nodes { openTime close } } \
+               d1: candles(coin: \"BTC\", interval: \"1d\", first: 1) { nodes { openTime close } } \
+               i1h: indicators(coin: \"BTC\", interval: \"1h\", first: 1) { nodes { rsi14 sma20 macd volatility30 } } \
+               i1d: indicators(coin: \"BTC\", interval: \"1d\", first: 1) { nodes { rsi14 sma20 macd volatility30 } } \
+               correlation(coins: [\"BTC\", \"ETH\"]) \
+               sentiment(coin: \"BTC\") { score articles } }",
             json!({}),
         )
         .await?;
-    let candles = candles
-        .pointer("/candles/nodes")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let candle = |alias: &str| {
+        let node = market.pointer(&format!("/{alias}/nodes/0"));
+        let at = node
+            .and_then(|n| n["openTime"].as_str())
+            .and_then(|t| t.get(11..16))
+            .unwrap_or("-");
+        let close = node
+            .and_then(|n| n["close"].as_str())
+            .and_then(|c| c.parse::<Decimal>().ok())
+            .map_or_else(|| "-".to_owned(), |c| c.round_dp(2).to_string());
+        format!("{alias} {at} {close}")
+    };
+    let float = |v: Option<&Value>, places: usize| {
+        v.and_then(Value::as_f64)
+            .map_or_else(|| "null".to_owned(), |f| format!("{f:.places$}"))
+    };
+    let indicators = |alias: &str| {
+        let node = market.pointer(&format!("/{alias}/nodes/0"));
+        format!(
+            "rsi {} sma20 {} macd {} vol {}",
+            float(node.map(|n| &n["rsi14"]), 1),
+            float(node.map(|n| &n["sma20"]), 2),
+            float(node.map(|n| &n["macd"]), 2),
+            float(node.map(|n| &n["volatility30"]), 4),
+        )
+    };
     let mut fired = 0;
     for token in [&seeded.alice, &seeded.bob] {
         let alerts = client
@@ -552,7 +670,16 @@ async fn status_line(client: &Client, seeded: &Seeded) -> anyhow::Result<String>
             .map_or_else(|| "?".to_owned(), |d| d.round_dp(2).to_string())
     };
     line.push_str(&format!(
-        "| BTC 1m candles {candles} | alerts fired {fired} | alice: value ${} unrealized ${} realized ${}",
+        "| BTC candles {}, {}, {}, {} | 1h {} | 1d {} | corr BTC/ETH 1h {} | BTC sentiment {} ({} articles) | alerts fired {fired} | alice: value ${} unrealized ${} realized ${}",
+        candle("m1"),
+        candle("m5"),
+        candle("h1"),
+        candle("d1"),
+        indicators("i1h"),
+        indicators("i1d"),
+        float(market.pointer("/correlation/0/1"), 3),
+        float(market.pointer("/sentiment/score"), 3),
+        market.pointer("/sentiment/articles").and_then(Value::as_i64).unwrap_or(0),
         money(&usd["value"]),
         money(&usd["unrealizedGain"]),
         money(&usd["realizedGain"]),

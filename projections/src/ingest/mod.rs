@@ -35,6 +35,7 @@ pub mod coinbase_stream;
 pub mod coingecko;
 pub mod coingecko_poller;
 pub mod connector;
+pub mod history;
 mod http;
 pub mod news;
 pub mod news_poller;

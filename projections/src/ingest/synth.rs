@@ -146,10 +146,10 @@ pub struct Recordings {
 }
 
 /// SplitMix64: small, fast and the same on every platform and version.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
+    pub(super) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -158,16 +158,16 @@ impl Rng {
     }
 
     /// Uniform in (0, 1).
-    fn unit(&mut self) -> f64 {
+    pub(super) fn unit(&mut self) -> f64 {
         ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
 
-    fn normal(&mut self) -> f64 {
+    pub(super) fn normal(&mut self) -> f64 {
         let (u, v) = (self.unit(), self.unit());
         (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
     }
 
-    fn poisson(&mut self, mean: f64) -> u32 {
+    pub(super) fn poisson(&mut self, mean: f64) -> u32 {
         let limit = (-mean).exp();
         let mut product = self.unit();
         let mut count = 0;
