@@ -61,24 +61,34 @@ impl AlertTrigger for CommandTrigger {
         observation: Observation,
         idempotency_key: String,
     ) -> Result<bool, String> {
-        let context = CommandContext::new(Actor::System("alert-evaluator".to_owned()))
-            .with_idempotency_key(idempotency_key);
-        match self
-            .alerts
-            .execute(
-                &alert_id.to_string(),
-                AlertCommand::Trigger { observation },
-                &context,
-            )
-            .await
-        {
-            Ok(outcome) => Ok(outcome.events > 0 && !outcome.replayed),
-            // Deleted meanwhile, or the read model was behind: nothing to fire.
-            Err(CommandError::Rejected(AlertError::NotFound | AlertError::ConditionNotMet)) => {
-                Ok(false)
-            }
-            Err(error) => Err(error.to_string()),
+        trigger_alert(&self.alerts, alert_id, observation, idempotency_key).await
+    }
+}
+
+/// Sends `TriggerAlert` as the system role `alert-evaluator` (the evaluator's ticks and
+/// `createAlert`'s check at creation): true when the alert fired.
+pub async fn trigger_alert(
+    alerts: &CommandService<Alert>,
+    alert_id: Uuid,
+    observation: Observation,
+    idempotency_key: String,
+) -> Result<bool, String> {
+    let context = CommandContext::new(Actor::System("alert-evaluator".to_owned()))
+        .with_idempotency_key(idempotency_key);
+    match alerts
+        .execute(
+            &alert_id.to_string(),
+            AlertCommand::Trigger { observation },
+            &context,
+        )
+        .await
+    {
+        Ok(outcome) => Ok(outcome.events > 0 && !outcome.replayed),
+        // Deleted meanwhile, or the read model was behind: nothing to fire.
+        Err(CommandError::Rejected(AlertError::NotFound | AlertError::ConditionNotMet)) => {
+            Ok(false)
         }
+        Err(error) => Err(error.to_string()),
     }
 }
 

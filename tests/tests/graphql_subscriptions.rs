@@ -312,6 +312,19 @@ async fn next_where(
     panic!("{who}: no {field} as wanted within {wait:?}; received {skipped:?}");
 }
 
+/// A new portfolio of the caller's holding 2 BTC bought at 80; its id.
+async fn two_btc_at_80(app: &TestApp, token: &str) -> String {
+    let portfolio = app.create_portfolio(token, "p").await;
+    let buy = json!({ "side": "BUY", "coin": "BTC", "quantity": "2", "price": "80",
+                      "executedAt": "2026-01-01T00:00:00Z" });
+    data(
+        &app.graphql(TRADE, json!({ "p": portfolio, "t": buy }), Some(token))
+            .await,
+        "recordTrade",
+    );
+    portfolio
+}
+
 fn decimal(value: &Value) -> Decimal {
     value
         .as_str()
@@ -327,29 +340,8 @@ async fn a_portfolio_is_revalued_on_price_and_holding_changes_for_its_owner_only
     btc_priced_at(&app, "100").await;
     let alice = app.sign_up("alice").await;
     let bob = app.sign_up("bob").await;
-    let created = app
-        .graphql(
-            "mutation { createPortfolio(input: { name: \"p\" }) { id } }",
-            json!({}),
-            Some(&alice.token),
-        )
-        .await;
-    let portfolio = data(&created, "createPortfolio")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     // 2 BTC at 80: cost basis 160.
-    let buy = json!({ "side": "BUY", "coin": "BTC", "quantity": "2", "price": "80",
-                      "executedAt": "2026-01-01T00:00:00Z" });
-    data(
-        &app.graphql(
-            TRADE,
-            json!({ "p": portfolio, "t": buy }),
-            Some(&alice.token),
-        )
-        .await,
-        "recordTrade",
-    );
+    let portfolio = two_btc_at_80(&app, &alice.token).await;
 
     let query = "subscription($id: ID!) { portfolio(id: $id) { \
         holdings { coin quantity costBasis realizedGain price value unrealizedGain } \
@@ -441,18 +433,7 @@ async fn a_portfolio_subscription_sends_at_most_one_summary_a_second_and_only_ch
     let _projections = app.run_projections().await;
     btc_priced_at(&app, "100").await;
     let alice = app.sign_up("alice").await;
-    let portfolio = app.create_portfolio(&alice.token, "p").await;
-    let buy = json!({ "side": "BUY", "coin": "BTC", "quantity": "2", "price": "80",
-                      "executedAt": "2026-01-01T00:00:00Z" });
-    data(
-        &app.graphql(
-            TRADE,
-            json!({ "p": portfolio, "t": buy }),
-            Some(&alice.token),
-        )
-        .await,
-        "recordTrade",
-    );
+    let portfolio = two_btc_at_80(&app, &alice.token).await;
     let mut client = WsClient::connect(app.address, bearer(&alice.token))
         .await
         .unwrap();

@@ -8,7 +8,6 @@
 
 use async_graphql::connection::{Connection, OpaqueCursor};
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, OneofObject, SimpleObject};
-use coinfold_commands::service::{Actor, CommandContext};
 use coinfold_domain::alert::{
     AlertCommand, AlertCondition, AlertError, Direction, MovingAverage, Repeat,
 };
@@ -323,18 +322,10 @@ async fn fire_if_met(api: &super::Api, alert_id: Uuid, coin: &str, condition: &A
             return;
         }
     };
-    let context = CommandContext::new(Actor::System("alert-evaluator".to_owned()))
-        .with_idempotency_key(alerting::creation_trigger_key(alert_id));
-    match api
-        .alerts
-        .execute(
-            &alert_id.to_string(),
-            AlertCommand::Trigger { observation },
-            &context,
-        )
-        .await
-    {
-        Ok(_) => tracing::info!(alert.id = %alert_id, coin, "alert triggered at creation"),
+    let key = alerting::creation_trigger_key(alert_id);
+    match crate::project::trigger_alert(&api.alerts, alert_id, observation, key).await {
+        Ok(true) => tracing::info!(alert.id = %alert_id, coin, "alert triggered at creation"),
+        Ok(false) => {}
         Err(error) => {
             tracing::warn!(alert.id = %alert_id, %error, "triggering a new alert failed")
         }
