@@ -4,8 +4,8 @@
 //!    its `.local/env` completes the environment;
 //! 2. a world of its own: the database `coinfold_demo`, dropped and made again (the
 //!    recordings replay the same ticks each run, and a tick is applied once, so the
-//!    state of an earlier run would hold the market still), and topics named
-//!    `demo-<unix time>.…`; the migrations are applied;
+//!    state of an earlier run would hold the market still), and topics and consumer
+//!    groups named `demo-<unix time>.…`; the migrations are applied;
 //! 3. 90 days of market history are backfilled ([`coinfold_projections::ingest::history`]:
 //!    the recordings' price model run backwards from their first prices), produced to
 //!    the tick topic through ingest's producer before any live tick;
@@ -85,6 +85,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     settings.database = settings.database.with_database(DEMO_DATABASE);
     settings.kafka.topic_prefix =
         format!("demo-{}.", time::OffsetDateTime::now_utc().unix_timestamp());
+    // Consumer groups of its own too: a group named as an earlier run's still lists that
+    // run's consumers when it was stopped without leaving, and the broker can hold a
+    // rejoin until they are given up (the alert evaluator sat minutes without a
+    // partition after a restart of the demo).
+    settings.projections.group_prefix = format!("{}projections", settings.kafka.topic_prefix);
+    settings.ingest.sentiment_group = format!("{}sentiment", settings.kafka.topic_prefix);
     {
         use secrecy::ExposeSecret;
         use sqlx::migrate::MigrateDatabase;
