@@ -15,7 +15,8 @@
 //!   loops (reconnect with backoff and jitter, pings, `serverShutdown`, heartbeats,
 //!   sequence gaps, 429s); news from RSS/Atom and NewsAPI with coin tagging; the
 //!   idempotent producer and the dead-letter topic; the replay file format, a local
-//!   replay server and the model that made the shipped recordings; and
+//!   replay server that loops a recording with its times moved to now, the model
+//!   that made the shipped recordings and the demo's history backfill; and
 //!   [`ingest::run`], the `coinfold ingest` role that wires them together.
 //!
 //! - [`sentiment`]: VADER with a documented crypto overlay, its evaluation, and the

@@ -25,8 +25,10 @@
 //! and the sentiment worker into the `coinfold ingest` role.
 //!
 //! Recordings: [`replay`] (the JSON-lines format), [`replay_server`] (plays a file as
-//! the exchange would, and survives being killed and restarted), [`synth`] (the model
-//! that made the shipped files in `recordings/`).
+//! the exchange would, and survives being killed and restarted), [`replay_pass`] (each
+//! pass of a looping playback: times moved to now, ids forward, prices continued),
+//! [`synth`] (the model that made the shipped files in `recordings/`), [`history`]
+//! (the same model run backwards: the demo's 90 days of market history).
 
 pub mod binance;
 pub mod binance_stream;
