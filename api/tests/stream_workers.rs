@@ -33,7 +33,6 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
-use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -286,7 +285,8 @@ async fn the_evaluator_commits_after_its_commands_and_a_restart_fires_nothing_tw
                 },
                 repeat: Repeat::OneShot,
                 cooldown_seconds: 60,
-                now: OffsetDateTime::now_utc(),
+                // Created before the series: an alert fires only on later ticks.
+                now: early[0].exchange_time - time::Duration::seconds(1),
             },
             &CommandContext::new(Actor::User(Uuid::now_v7())),
         )
