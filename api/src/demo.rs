@@ -105,6 +105,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     crate::cli::migrate(&settings).await?;
 
     let history = HistoryConfig::demo(time::OffsetDateTime::now_utc());
+    let history_end = history.end;
     say(&format!(
         "backfilling {} days of market history (the recordings' model run backwards; the last {} days with a trade every 15 s)",
         history.days, history.minute_days
@@ -163,7 +164,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         if !client.wait_for_prices(&cancel).await? {
             return Ok(());
         }
-        if !client.wait_for_history(&cancel).await? {
+        if !client.wait_for_history(&cancel, history_end).await? {
             return Ok(());
         }
         let mut seeded = seed(&client).await?;
@@ -321,12 +322,21 @@ impl Client {
 
     /// Waits until every coin's latest closed 1-hour and 1-day candles have every
     /// indicator (the backfilled history is folded); false when stopped first.
-    async fn wait_for_history(&self, cancel: &CancellationToken) -> anyhow::Result<bool> {
+    /// Waits until every coin's history is folded to its end (its price is from the last
+    /// minute of the history or later) and its newest 1-hour and 1-day indicator points
+    /// are complete; false when stopped first.
+    async fn wait_for_history(
+        &self,
+        cancel: &CancellationToken,
+        end: time::OffsetDateTime,
+    ) -> anyhow::Result<bool> {
         say("waiting for the history to be folded (every indicator on 1h and 1d)");
         let started = Instant::now();
         let deadline = started + Duration::from_secs(600);
         loop {
             let mut missing = Vec::new();
+            let behind = self.priced_before(end - time::Duration::minutes(1)).await?;
+            missing.extend(behind.into_iter().map(|coin| format!("{coin} price")));
             for coin in COINS {
                 for interval in ["1h", "1d"] {
                     let complete = self.indicators(coin, interval).await.is_ok_and(|point| {
@@ -357,6 +367,36 @@ impl Client {
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
+    }
+
+    /// The coins whose latest price is older than `at` (or missing).
+    async fn priced_before(&self, at: time::OffsetDateTime) -> anyhow::Result<Vec<&'static str>> {
+        let data = self
+            .call(
+                None,
+                "query($c: [String!]!) { prices(coins: $c) { coin exchangeTime } }",
+                json!({ "c": COINS }),
+            )
+            .await?;
+        let fresh: Vec<&str> = data["prices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| {
+                p["exchangeTime"]
+                    .as_str()
+                    .and_then(|t| {
+                        time::OffsetDateTime::parse(
+                            t,
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .ok()
+                    })
+                    .is_some_and(|t| t >= at)
+            })
+            .filter_map(|p| p["coin"].as_str())
+            .collect();
+        Ok(COINS.into_iter().filter(|c| !fresh.contains(c)).collect())
     }
 
     /// The newest indicator point of a coin's series.
