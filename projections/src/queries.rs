@@ -5,7 +5,12 @@
 //!
 //! Prices: an alert or a holding has no quote currency of its own beyond USD, so a coin's
 //! USD price is its latest price quoted in the first of [`USD_QUOTES`] that has one
-//! (USD, then the dollar stablecoins USDT and USDC, taken at par).
+//! (USD, then the dollar stablecoins USDT and USDC). A stablecoin is not a dollar (the
+//! domain refuses a USDT trade in a USD portfolio, issue 18), so a price in one is
+//! converted at that stablecoin's market rate ([`stablecoin_rates`]): its own USD price
+//! if it has one, else the cross rate through BTC (`BTC-USD / BTC-USDT`). Without a
+//! rate the price is not used and the coin counts as unpriced; never at par. (The alert
+//! evaluator does not apply this yet: it still reads stablecoin ticks at par.)
 
 use std::collections::BTreeMap;
 
@@ -73,18 +78,83 @@ pub enum QueryError {
     Invalid(String),
 }
 
+/// USD per unit of each dollar stablecoin in [`USD_QUOTES`] that has a known rate (now,
+/// or at `at` from the newest 1-minute candles opened by then, as [`usd_prices`]): the
+/// stablecoin's own USD price when there is one, else `BTC-USD / BTC-<stablecoin>`.
+pub async fn stablecoin_rates(
+    pool: &PgPool,
+    at: Option<OffsetDateTime>,
+) -> Result<BTreeMap<String, Decimal>, sqlx::Error> {
+    let stables: Vec<&str> = USD_QUOTES.iter().copied().filter(|q| *q != "USD").collect();
+    // (stablecoin, its own USD price, BTC in USD, BTC in the stablecoin)
+    type Row = (String, Option<Decimal>, Option<Decimal>, Option<Decimal>);
+    let rows: Vec<Row> = match at {
+        None => {
+            sqlx::query_as(
+                "SELECT q.quote, \
+                     (SELECT price FROM read.latest_prices WHERE coin = q.quote AND quote = 'USD'), \
+                     (SELECT price FROM read.latest_prices WHERE coin = 'BTC' AND quote = 'USD'), \
+                     (SELECT price FROM read.latest_prices WHERE coin = 'BTC' AND quote = q.quote) \
+                 FROM unnest($1::text[]) AS q(quote)",
+            )
+            .bind(&stables)
+            .fetch_all(pool)
+            .await?
+        }
+        Some(at) => {
+            let close = |coin: &str, quote: &str| {
+                format!(
+                    "(SELECT close FROM read.candles WHERE coin = {coin} AND quote = {quote} \
+                      AND interval = '1m' AND open_time <= $2 ORDER BY open_time DESC LIMIT 1)"
+                )
+            };
+            sqlx::query_as(&format!(
+                "SELECT q.quote, {}, {}, {} FROM unnest($1::text[]) AS q(quote)",
+                close("q.quote", "'USD'"),
+                close("'BTC'", "'USD'"),
+                close("'BTC'", "q.quote"),
+            ))
+            .bind(&stables)
+            .bind(at)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .filter_map(|(quote, own, btc_usd, btc_in)| {
+            let rate = match (own, btc_usd, btc_in) {
+                (Some(own), _, _) => own,
+                (None, Some(usd), Some(other)) if !other.is_zero() => usd / other,
+                _ => return None,
+            };
+            Some((quote, rate))
+        })
+        .collect())
+}
+
+/// A price quoted in `quote` (one of [`USD_QUOTES`]) in USD at `rates` (from
+/// [`stablecoin_rates`]); None when the stablecoin has no rate.
+pub fn to_usd(price: Decimal, quote: &str, rates: &BTreeMap<String, Decimal>) -> Option<Decimal> {
+    if quote == "USD" {
+        return Some(price);
+    }
+    rates.get(quote).map(|rate| price * rate)
+}
+
 /// The USD prices of `coins` (see the module's note on quotes): the latest, or with
-/// `at`, the close of the newest 1-minute candle opened by then. Coins without one are
-/// left out.
+/// `at`, the close of the newest 1-minute candle opened by then. A price in a
+/// stablecoin is converted at its rate; coins without a USD price are left out (a
+/// stablecoin itself is priced at its rate when it has no price of its own).
 pub async fn usd_prices(
     pool: &PgPool,
     coins: &[String],
     at: Option<OffsetDateTime>,
 ) -> Result<BTreeMap<String, Decimal>, QueryError> {
-    let rows: Vec<(String, Decimal)> = match at {
+    let rows: Vec<(String, String, Decimal)> = match at {
         None => {
             sqlx::query_as(
-                "SELECT DISTINCT ON (coin) coin, price FROM read.latest_prices \
+                "SELECT DISTINCT ON (coin) coin, quote, price FROM read.latest_prices \
                  WHERE coin = ANY($1) AND quote = ANY($2) \
                  ORDER BY coin, array_position($2, quote)",
             )
@@ -95,9 +165,9 @@ pub async fn usd_prices(
         }
         Some(at) => {
             sqlx::query_as(
-                "SELECT c.coin, p.close FROM unnest($1::text[]) AS c(coin) \
+                "SELECT c.coin, p.quote, p.close FROM unnest($1::text[]) AS c(coin) \
                  JOIN LATERAL ( \
-                     SELECT close FROM read.candles \
+                     SELECT quote, close FROM read.candles \
                      WHERE coin = c.coin AND quote = ANY($2) AND interval = '1m' AND open_time <= $3 \
                      ORDER BY open_time DESC, array_position($2, quote) LIMIT 1) p ON true",
             )
@@ -108,18 +178,28 @@ pub async fn usd_prices(
             .await?
         }
     };
-    Ok(rows.into_iter().collect())
+    let rates = stablecoin_rates(pool, at).await?;
+    let mut prices: BTreeMap<String, Decimal> = rows
+        .into_iter()
+        .filter_map(|(coin, quote, price)| Some((coin, to_usd(price, &quote, &rates)?)))
+        .collect();
+    for coin in coins {
+        if let Some(rate) = rates.get(coin) {
+            prices.entry(coin.clone()).or_insert(*rate);
+        }
+    }
+    Ok(prices)
 }
 
 /// How many USD one unit of `currency` is worth (now, or at `at` as [`usd_prices`]):
-/// 1 for USD; a coin's USD price; a fiat currency through BTC's price in it
-/// (`BTC-USD / BTC-EUR`; always the latest).
+/// 1 for USD; a coin's USD price (a stablecoin's is its market rate, not 1); a fiat
+/// currency through BTC's price in it (`BTC-USD / BTC-EUR`; always the latest).
 pub async fn usd_per_unit(
     pool: &PgPool,
     currency: &str,
     at: Option<OffsetDateTime>,
 ) -> Result<Option<Decimal>, QueryError> {
-    if USD_QUOTES.contains(&currency) {
+    if currency == "USD" {
         return Ok(Some(Decimal::ONE));
     }
     let prices = usd_prices(pool, &[currency.to_owned(), "BTC".to_owned()], at).await?;
@@ -287,7 +367,10 @@ pub async fn value_holdings(
 
 /// The portfolio's USD value at each step from `from` to `to` (at most 1,000 points):
 /// what it held then (transactions executed by then, voided ones left out) at the close
-/// of the latest candle of `interval` that had opened by then.
+/// of the latest candle of `interval` that had opened by then. A close in a stablecoin
+/// is converted at that step's rate from the same interval's candles opened by then
+/// (the stablecoin's own USD close, else BTC's USD close over its close in the
+/// stablecoin); a coin without a rate then adds nothing, as one without a candle.
 pub async fn portfolio_value_history(
     pool: &PgPool,
     portfolio_id: Uuid,
@@ -313,12 +396,21 @@ pub async fn portfolio_value_history(
              FROM steps s JOIN read.portfolio_transactions t \
                ON t.portfolio_id = $1 AND NOT t.voided AND t.executed_at <= s.at \
              GROUP BY s.at, t.coin) \
-         SELECT s.at, sum(h.quantity * c.close) \
+         SELECT s.at, sum(h.quantity * u.close) \
          FROM steps s LEFT JOIN held h ON h.at = s.at \
          LEFT JOIN LATERAL ( \
-             SELECT close FROM read.candles \
+             SELECT quote, close FROM read.candles \
              WHERE coin = h.coin AND quote = ANY($5) AND interval = $6 AND open_time <= s.at \
              ORDER BY open_time DESC, array_position($5, quote) LIMIT 1) c ON true \
+         LEFT JOIN LATERAL ( \
+             SELECT CASE WHEN c.quote = 'USD' THEN c.close ELSE coalesce( \
+                 c.close * (SELECT close FROM read.candles WHERE coin = c.quote AND quote = 'USD' \
+                            AND interval = $6 AND open_time <= s.at ORDER BY open_time DESC LIMIT 1), \
+                 c.close * (SELECT close FROM read.candles WHERE coin = 'BTC' AND quote = 'USD' \
+                            AND interval = $6 AND open_time <= s.at ORDER BY open_time DESC LIMIT 1) \
+                   / nullif((SELECT close FROM read.candles WHERE coin = 'BTC' AND quote = c.quote \
+                            AND interval = $6 AND open_time <= s.at ORDER BY open_time DESC LIMIT 1), 0)) \
+             END AS close) u ON true \
          GROUP BY s.at ORDER BY s.at",
     )
     .bind(portfolio_id)

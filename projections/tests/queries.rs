@@ -2,7 +2,8 @@
 //! over time, search ranking.
 
 use coinfold_projections::queries::{
-    market_overview, portfolio_summary, portfolio_value_history, search_coins,
+    market_overview, portfolio_summary, portfolio_value_history, search_coins, usd_per_unit,
+    usd_prices,
 };
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
@@ -31,7 +32,8 @@ async fn a_summary_values_holdings_in_usd_and_the_base_currency(pool: PgPool) {
             ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000c', 3, 'BUY', 'SOL', 10, 50, 'USD', 0, 500, '2026-01-02Z', NULL, NULL, false, NULL),
             ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000d', 4, 'BUY', 'SOL', 99, 50, 'USD', 0, 4950, '2026-01-02Z', NULL, NULL, true, 'typo');
         INSERT INTO read.latest_prices VALUES
-            ('BTC', 'USDT', 60000, 'binance', '2026-03-01Z', NULL),
+            ('BTC', 'USD', 60000, 'coinbase', '2026-03-01Z', NULL),
+            ('BTC', 'USDT', 60060, 'binance', '2026-03-01Z', NULL),
             ('BTC', 'EUR', 55000, 'coinbase', '2026-03-01Z', NULL),
             ('ETH', 'USD', 2500, 'coinbase', '2026-03-01Z', NULL),
             ('ETH', 'USDT', 2600, 'binance', '2026-03-01Z', NULL);
@@ -67,9 +69,9 @@ async fn value_over_time_follows_holdings_and_closes(pool: PgPool) {
             ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000a', 1, 'BUY', 'BTC', 1, 100, 'USD', 0, 100, '2026-03-01T00:00Z', NULL, NULL, false, NULL),
             ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000b', 2, 'SELL', 'BTC', 0.5, 120, 'USD', 0, NULL, '2026-03-01T02:00Z', NULL, NULL, false, NULL);
         INSERT INTO read.candles VALUES
-            ('BTC', 'USDT', '1h', '2026-03-01T00:00Z', 100, 100, 100, 100, 1, 1),
-            ('BTC', 'USDT', '1h', '2026-03-01T01:00Z', 110, 110, 110, 110, 1, 1),
-            ('BTC', 'USDT', '1h', '2026-03-01T02:00Z', 120, 120, 120, 120, 1, 1);
+            ('BTC', 'USD', '1h', '2026-03-01T00:00Z', 100, 100, 100, 100, 1, 1),
+            ('BTC', 'USD', '1h', '2026-03-01T01:00Z', 110, 110, 110, 110, 1, 1),
+            ('BTC', 'USD', '1h', '2026-03-01T02:00Z', 120, 120, 120, 120, 1, 1);
     ").await;
     let points = portfolio_value_history(
         &pool,
@@ -82,6 +84,132 @@ async fn value_over_time_follows_holdings_and_closes(pool: PgPool) {
     .unwrap();
     let values: Vec<Decimal> = points.iter().map(|p| p.1.normalize()).collect();
     assert_eq!(values, [dec!(0), dec!(100), dec!(110), dec!(60), dec!(60)]);
+}
+
+/// A portfolio of ann (base USD) holding 10 SOL bought for 1000.
+const SOL_PORTFOLIO: &str = "
+    INSERT INTO read.users VALUES ('00000000-0000-0000-0000-000000000002', 'ann', 'USD', '2026-01-01Z', false, 1);
+    INSERT INTO read.portfolios VALUES ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000002',
+        'Main', '', 'FIFO', 'USD', '2026-01-01Z', NULL, 1, 1);
+    INSERT INTO read.portfolio_holdings VALUES
+        ('00000000-0000-0000-0000-000000000001', 'SOL', 10, 1000, 0);
+    INSERT INTO read.portfolio_transactions VALUES
+        ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000a', 1, 'BUY', 'SOL', 10, 100, 'USD', 0, 1000, '2026-03-01T00:00Z', NULL, NULL, false, NULL);
+";
+
+// Issue 18: USDT is not USD (a USDT trade is refused in a USD portfolio), so a USDT
+// price is valued at USDT's market rate, never at par.
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_usdt_price_is_valued_at_the_usdt_rate_not_at_par(pool: PgPool) {
+    let id = Uuid::from_u128(1);
+    exec(&pool, SOL_PORTFOLIO).await;
+    exec(
+        &pool,
+        "
+        INSERT INTO read.latest_prices VALUES
+            ('BTC', 'USD', 60000, 'coinbase', '2026-03-01Z', NULL),
+            ('BTC', 'USDT', 60060, 'binance', '2026-03-01Z', NULL),
+            ('SOL', 'USDT', 150, 'binance', '2026-03-01Z', NULL);
+    ",
+    )
+    .await;
+    let rate = dec!(60000) / dec!(60060);
+    assert_eq!(rate.round_dp(9), dec!(0.999000999));
+    assert_eq!(usd_per_unit(&pool, "USDT", None).await.unwrap(), Some(rate));
+    assert_eq!(
+        usd_per_unit(&pool, "USDC", None).await.unwrap(),
+        None,
+        "no BTC-USDC: no rate, not 1"
+    );
+    let summary = portfolio_summary(&pool, id).await.unwrap();
+    let sol = &summary.holdings[0];
+    assert_eq!(sol.price, Some(dec!(150) * rate));
+    assert_eq!(sol.value, Some((dec!(1500) * rate).round_dp(8)));
+    assert_eq!(sol.value, Some(dec!(1498.50149850)));
+    assert_eq!(summary.usd.value, dec!(1498.50149850));
+    assert!(summary.unpriced.is_empty());
+
+    // USDT's own USD price is its rate, before the cross rate.
+    exec(&pool, "INSERT INTO read.latest_prices VALUES ('USDT', 'USD', 0.9995, 'kraken', '2026-03-01Z', NULL)").await;
+    assert_eq!(
+        usd_per_unit(&pool, "USDT", None).await.unwrap(),
+        Some(dec!(0.9995))
+    );
+    let prices = usd_prices(&pool, &["SOL".to_owned(), "USDT".to_owned()], None)
+        .await
+        .unwrap();
+    assert_eq!(prices.get("USDT"), Some(&dec!(0.9995)));
+    assert_eq!(prices.get("SOL"), Some(&dec!(149.925)));
+
+    // Without a rate at all the coin is unpriced.
+    exec(
+        &pool,
+        "DELETE FROM read.latest_prices WHERE coin = 'USDT' OR (coin = 'BTC' AND quote = 'USD')",
+    )
+    .await;
+    assert_eq!(usd_per_unit(&pool, "USDT", None).await.unwrap(), None);
+    let summary = portfolio_summary(&pool, id).await.unwrap();
+    assert_eq!(summary.holdings[0].price, None);
+    assert_eq!(summary.unpriced, vec!["SOL".to_owned()]);
+    assert_eq!(summary.usd.value, dec!(0));
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn past_values_convert_usdt_closes_at_the_rate_of_then(pool: PgPool) {
+    exec(&pool, SOL_PORTFOLIO).await;
+    exec(
+        &pool,
+        "
+        INSERT INTO read.candles VALUES
+            ('SOL', 'USDT', '1h', '2026-03-01T00:00Z', 150, 150, 150, 150, 1, 1),
+            ('SOL', 'USDT', '1h', '2026-03-01T01:00Z', 160, 160, 160, 160, 1, 1),
+            ('BTC', 'USD', '1h', '2026-03-01T01:00Z', 60000, 60000, 60000, 60000, 1, 1),
+            ('BTC', 'USDT', '1h', '2026-03-01T01:00Z', 60060, 60060, 60060, 60060, 1, 1),
+            ('SOL', 'USDT', '1m', '2026-03-01T00:30Z', 150, 150, 150, 150, 1, 1),
+            ('SOL', 'USDT', '1m', '2026-03-01T01:00Z', 160, 160, 160, 160, 1, 1),
+            ('BTC', 'USD', '1m', '2026-03-01T01:00Z', 60000, 60000, 60000, 60000, 1, 1),
+            ('BTC', 'USDT', '1m', '2026-03-01T01:00Z', 60060, 60060, 60060, 60060, 1, 1);
+    ",
+    )
+    .await;
+    let points = portfolio_value_history(
+        &pool,
+        Uuid::from_u128(1),
+        "1h",
+        datetime!(2026-03-01 00:00 UTC),
+        datetime!(2026-03-01 01:00 UTC),
+    )
+    .await
+    .unwrap();
+    let values: Vec<Decimal> = points.iter().map(|p| p.1).collect();
+    // At 00:00 there is no BTC cross yet: no rate, no value (not 1500 at par).
+    assert_eq!(
+        values,
+        [
+            dec!(0),
+            (dec!(1600) * dec!(60000) / dec!(60060)).round_dp(8)
+        ]
+    );
+    assert_eq!(values[1], dec!(1598.40159840));
+    let then = usd_prices(
+        &pool,
+        &["SOL".to_owned()],
+        Some(datetime!(2026-03-01 01:30 UTC)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        then.get("SOL"),
+        Some(&(dec!(160) * dec!(60000) / dec!(60060)))
+    );
+    let before = usd_prices(
+        &pool,
+        &["SOL".to_owned()],
+        Some(datetime!(2026-03-01 00:59 UTC)),
+    )
+    .await
+    .unwrap();
+    assert!(before.is_empty());
 }
 
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]

@@ -248,26 +248,27 @@ impl AlertQuery {
     ) -> Result<Connection<OpaqueCursor<String>, WatchedCoin>, ApiError> {
         let principal = require_user(ctx)?;
         let page: Page<String> = Page::new(first, after)?;
-        let rows: Vec<(String, OffsetDateTime, Option<Decimal>)> = sqlx::query_as(
-            "SELECT w.coin, w.added_at, p.price FROM read.watchlists w \
-             LEFT JOIN LATERAL ( \
-                 SELECT price FROM read.latest_prices lp WHERE lp.coin = w.coin AND lp.quote = ANY($3) \
-                 ORDER BY array_position($3, lp.quote) LIMIT 1) p ON true \
-             WHERE w.user_id = $1 AND w.coin > $2 ORDER BY w.coin LIMIT $4",
+        let rows: Vec<(String, OffsetDateTime)> = sqlx::query_as(
+            "SELECT coin, added_at FROM read.watchlists \
+             WHERE user_id = $1 AND coin > $2 ORDER BY coin LIMIT $3",
         )
         .bind(principal.user_id)
         .bind(page.after.clone().unwrap_or_default())
-        .bind(coinfold_projections::queries::USD_QUOTES)
         .bind(page.fetch())
         .fetch_all(&api(ctx).pool)
         .await
         .map_err(ApiError::internal)?;
+        // The USD price as a holding is valued: a stablecoin quote at its market rate.
+        let coins: Vec<String> = rows.iter().map(|(coin, _)| coin.clone()).collect();
+        let prices = coinfold_projections::queries::usd_prices(&api(ctx).pool, &coins, None)
+            .await
+            .map_err(ApiError::internal)?;
         let rows = rows
             .into_iter()
-            .map(|(coin, added_at, price)| WatchedCoin {
+            .map(|(coin, added_at)| WatchedCoin {
+                price: prices.get(&coin).copied(),
                 coin,
                 added_at,
-                price,
             })
             .collect();
         Ok(page.connection(rows, |w: &WatchedCoin| w.coin.clone()))
