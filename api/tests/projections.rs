@@ -389,6 +389,9 @@ async fn every_tick_twice_still_fires_each_one_shot_alert_once(pool: PgPool) {
         alerts.insert(name, id);
     }
     seed::catch_up(&pool, &Alerts).await;
+    // The recording is in USDT: the alerts' USD thresholds need USDT's rate (1 here,
+    // so the thresholds taken from the recording's prices keep their meaning).
+    seed_usdt_rate(&pool).await;
 
     let trigger = CommandTrigger::new(pool.clone(), "");
     let mut evaluator = Evaluator::new(pool.clone(), &trigger);
@@ -436,6 +439,17 @@ async fn every_tick_twice_still_fires_each_one_shot_alert_once(pool: PgPool) {
         "duplicates were sent and absorbed"
     );
     assert_eq!(stats.triggered as i64, 2 + expected_recurring);
+}
+
+/// USDT's own USD price, 1: what turns USDT-quoted ticks into USD for the evaluator.
+async fn seed_usdt_rate(pool: &PgPool) {
+    sqlx::query(
+        "INSERT INTO read.latest_prices (coin, quote, price, source, exchange_time) \
+         VALUES ('USDT', 'USD', 1, 'test', now())",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
 }
 
 #[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]

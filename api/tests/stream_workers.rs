@@ -292,8 +292,16 @@ async fn the_evaluator_commits_after_its_commands_and_a_restart_fires_nothing_tw
         )
         .await
         .unwrap();
-    // The evaluator reads armed alerts from the read model.
+    // The evaluator reads armed alerts from the read model, and USDT's USD rate (the
+    // series is in USDT) from the latest prices: 1 here.
     seed::catch_up(&pool, &Alerts).await;
+    sqlx::query(
+        "INSERT INTO read.latest_prices (coin, quote, price, source, exchange_time) \
+         VALUES ('USDT', 'USD', 1, 'test', now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
 
     let producer: FutureProducer = producer_config(&brokers, "evaluator-test")
         .create()

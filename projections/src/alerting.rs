@@ -8,12 +8,19 @@
 //!
 //! | condition | value | from |
 //! |---|---|---|
-//! | price above / below | the tick's price | the tick |
+//! | price above / below | the tick's price in USD | the tick |
 //! | 24 h change | % from the close 24 h before | minute history |
 //! | move within W | % from the close W minutes before | minute history |
 //! | volume spike over W | volume of the last W minutes ÷ the mean W-minute volume of the 24 h before | minute history |
 //! | crosses SMA/EMA(n) | the price, with the average of the last n minute closes as reference and the previous price | minute history |
 //! | sentiment below / above | the mean score of the coin's articles in the last 24 h | `read.sentiment_hourly` |
+//!
+//! Thresholds are in USD. A tick quoted in a dollar stablecoin (USDT, USDC) is converted
+//! at that stablecoin's market rate ([`crate::queries::stablecoin_rates`]), kept in the
+//! view and refreshed with it; while a stablecoin has no rate its ticks are skipped,
+//! never taken at par (issue 18). Warming converts the stablecoin candles the same way,
+//! at the rate of the moment of warming (a rate moves little over the history, and the
+//! percent conditions do not see a constant factor); those without a rate are left out.
 //!
 //! Triggering is idempotent twice over: the command carries an idempotency key made of
 //! the alert and the tick's dedupe key (a tick delivered twice is one command), and the
@@ -43,7 +50,8 @@ use crate::projection::{ProjectionError, RunSettings};
 /// Minutes of history kept per coin: a week's longest window plus the 24 h before it.
 const HISTORY_MINUTES: usize = 8 * 24 * 60;
 
-/// Quotes an alert's price is read in (an alert has no currency: these are USD).
+/// Quotes an alert's price is read in (an alert has no currency: its thresholds are
+/// USD, and a stablecoin price is converted at the stablecoin's rate).
 pub const USD_QUOTES: &[&str] = &["USD", "USDT", "USDC"];
 
 /// What sends the `TriggerAlert` command (the command service, in the app).
@@ -263,6 +271,8 @@ pub fn trigger_key(alert_id: Uuid, tick: &Tick) -> String {
 struct View {
     armed: HashMap<String, Vec<ArmedAlert>>,
     sentiment: HashMap<String, f64>,
+    /// USD per unit of each stablecoin quote with a known rate.
+    rates: BTreeMap<String, Decimal>,
     loaded_at: Option<Instant>,
 }
 
@@ -291,21 +301,25 @@ async fn load_view(pool: &PgPool, now: OffsetDateTime) -> Result<View, Projectio
     .bind(now - time::Duration::hours(24))
     .fetch_all(pool)
     .await?;
+    let rates = crate::queries::stablecoin_rates(pool, None).await?;
     Ok(View {
         armed,
         sentiment: sentiment.into_iter().collect(),
+        rates,
         loaded_at: Some(Instant::now()),
     })
 }
 
-/// Warms a coin's history from its 1-minute candles (USD quotes), oldest first.
+/// Warms a coin's history from its 1-minute candles (USD quotes), oldest first; a
+/// stablecoin close is converted at `rates`, and left out without one.
 async fn warm(
     pool: &PgPool,
     coin: &str,
     now: OffsetDateTime,
+    rates: &BTreeMap<String, Decimal>,
 ) -> Result<CoinHistory, ProjectionError> {
-    let rows: Vec<(OffsetDateTime, Decimal, Decimal)> = sqlx::query_as(
-        "SELECT open_time, close, volume FROM read.candles \
+    let rows: Vec<(OffsetDateTime, String, Decimal, Decimal)> = sqlx::query_as(
+        "SELECT open_time, quote, close, volume FROM read.candles \
          WHERE coin = $1 AND quote = ANY($2) AND interval = '1m' AND open_time > $3 \
          ORDER BY open_time",
     )
@@ -315,8 +329,10 @@ async fn warm(
     .fetch_all(pool)
     .await?;
     let mut history = CoinHistory::default();
-    for (at, close, volume) in rows {
-        history.record(at, close, volume);
+    for (at, quote, close, volume) in rows {
+        if let Some(close) = usd_price(close, &quote, rates) {
+            history.record(at, close, volume);
+        }
     }
     Ok(history)
 }
@@ -331,18 +347,21 @@ pub async fn evaluate_now(
     coin: &str,
     condition: &AlertCondition,
 ) -> Result<Option<Observation>, ProjectionError> {
-    let latest: Option<(Decimal, OffsetDateTime)> = sqlx::query_as(
-        "SELECT price, exchange_time FROM read.latest_prices \
+    let rates = crate::queries::stablecoin_rates(pool, None).await?;
+    let latest: Option<(String, Decimal, OffsetDateTime)> = sqlx::query_as(
+        "SELECT quote, price, exchange_time FROM read.latest_prices \
          WHERE coin = $1 AND quote = ANY($2) ORDER BY array_position($2, quote) LIMIT 1",
     )
     .bind(coin)
     .bind(USD_QUOTES)
     .fetch_optional(pool)
     .await?;
-    let Some((price, at)) = latest else {
+    let Some((price, at)) =
+        latest.and_then(|(quote, price, at)| Some((usd_price(price, &quote, &rates)?, at)))
+    else {
         return Ok(None);
     };
-    let history = warm(pool, coin, at).await?;
+    let history = warm(pool, coin, at, &rates).await?;
     let sentiment: Option<f64> = match condition {
         AlertCondition::SentimentBelow { .. } | AlertCondition::SentimentAbove { .. } => {
             sqlx::query_scalar(
@@ -357,6 +376,16 @@ pub async fn evaluate_now(
         _ => None,
     };
     Ok(observe(condition, &history, None, price, at, sentiment).filter(|o| condition.is_met(o)))
+}
+
+/// A price quoted in `quote` in USD at the stablecoins' `rates`; None when `quote` is a
+/// stablecoin without a rate.
+pub fn usd_price(
+    price: Decimal,
+    quote: &str,
+    rates: &BTreeMap<String, Decimal>,
+) -> Option<Decimal> {
+    crate::queries::to_usd(price, quote, rates)
 }
 
 /// The idempotency key of the trigger at an alert's creation.
@@ -410,12 +439,16 @@ impl<T: AlertTrigger> Evaluator<T> {
         if stale {
             self.view = load_view(&self.pool, OffsetDateTime::now_utc()).await?;
         }
+        let Some(price) = usd_price(tick.price.value(), tick.quote.as_str(), &self.view.rates)
+        else {
+            // A stablecoin without a rate: its price in USD is unknown.
+            return Ok(());
+        };
         let coin = tick.coin.as_str();
         if !self.coins.contains_key(coin) {
-            let history = warm(&self.pool, coin, tick.exchange_time).await?;
+            let history = warm(&self.pool, coin, tick.exchange_time, &self.view.rates).await?;
             self.coins.insert(coin.to_owned(), history);
         }
-        let price = tick.price.value();
         let (volume, _) = crate::models::market::traded(tick);
         let Some(history) = self.coins.get_mut(coin) else {
             return Ok(());
@@ -565,6 +598,25 @@ mod tests {
         let o = observe(&condition, &h, None, dec!(100), at, None).unwrap();
         assert_eq!(o.value, dec!(10));
         assert!(condition.is_met(&o));
+    }
+
+    #[test]
+    fn a_stablecoin_tick_is_judged_at_its_rate_not_at_par() {
+        let h = CoinHistory::default();
+        let at = datetime!(2026-01-01 00:00 UTC);
+        let above = AlertCondition::PriceAbove {
+            threshold: Price::new(dec!(100)).unwrap(),
+        };
+        // USDT at 0.99: 100.5 USDT is 99.495 USD, under the threshold.
+        let rates = BTreeMap::from([("USDT".to_owned(), dec!(0.99))]);
+        let usd = usd_price(dec!(100.5), "USDT", &rates).unwrap();
+        assert_eq!(usd, dec!(99.495));
+        assert!(!above.is_met(&observe(&above, &h, None, usd, at, None).unwrap()));
+        // At par it would have fired.
+        assert!(above.is_met(&observe(&above, &h, None, dec!(100.5), at, None).unwrap()));
+        // Without a rate there is no USD price; USD needs none.
+        assert_eq!(usd_price(dec!(100.5), "USDC", &rates), None);
+        assert_eq!(usd_price(dec!(100.5), "USD", &rates), Some(dec!(100.5)));
     }
 
     #[test]

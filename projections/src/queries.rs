@@ -9,8 +9,7 @@
 //! domain refuses a USDT trade in a USD portfolio, issue 18), so a price in one is
 //! converted at that stablecoin's market rate ([`stablecoin_rates`]): its own USD price
 //! if it has one, else the cross rate through BTC (`BTC-USD / BTC-USDT`). Without a
-//! rate the price is not used and the coin counts as unpriced; never at par. (The alert
-//! evaluator does not apply this yet: it still reads stablecoin ticks at par.)
+//! rate the price is not used and the coin counts as unpriced; never at par.
 
 use std::collections::BTreeMap;
 

@@ -293,3 +293,83 @@ async fn correlation_of_log_returns_over_shared_candles(pool: PgPool) {
     assert!(close(m[1][2], -1.0));
     assert!(correlation(&pool, &coins[..1], "1h", 5).await.is_err());
 }
+
+/// Records what the evaluator would trigger.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<(Uuid, Decimal)>>);
+
+impl coinfold_projections::alerting::AlertTrigger for Recorder {
+    async fn trigger(
+        &self,
+        alert_id: Uuid,
+        observation: coinfold_domain::alert::Observation,
+        _idempotency_key: String,
+    ) -> Result<bool, String> {
+        self.0.lock().unwrap().push((alert_id, observation.value));
+        Ok(true)
+    }
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_usdt_tick_is_judged_against_a_usd_threshold_at_the_usdt_rate(pool: PgPool) {
+    use coinfold_domain::alert::AlertCondition;
+    use coinfold_domain::values::{CoinSymbol, Price, QuoteCurrency};
+    use coinfold_projections::ingest::{Source, TICK_SCHEMA, Tick, TickKind};
+
+    let alert = Uuid::from_u128(7);
+    let condition = AlertCondition::PriceAbove {
+        threshold: Price::new(dec!(100)).unwrap(),
+    };
+    sqlx::query(
+        "INSERT INTO read.alerts VALUES ($1, $2, 'SOL', $3, 'RECURRING', 0, 'ARMED', 0, NULL, NULL, '2026-01-01Z', 1)",
+    )
+    .bind(alert)
+    .bind(Uuid::from_u128(2))
+    .bind(serde_json::to_value(&condition).unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
+    exec(
+        &pool,
+        "
+        INSERT INTO read.latest_prices VALUES
+            ('BTC', 'USD', 60000, 'coinbase', '2026-03-01Z', NULL),
+            ('BTC', 'USDT', 60060, 'binance', '2026-03-01Z', NULL);
+    ",
+    )
+    .await;
+    let recorder = Recorder::default();
+    let mut evaluator = coinfold_projections::alerting::Evaluator::new(pool.clone(), &recorder);
+    let tick = |quote: &str, price: Decimal, second: i64| Tick {
+        schema: TICK_SCHEMA,
+        source: Source::Binance,
+        kind: TickKind::Ticker,
+        coin: CoinSymbol::parse("SOL").unwrap(),
+        quote: QuoteCurrency::parse(quote).unwrap(),
+        price: Price::new(price).unwrap(),
+        size: None,
+        side: None,
+        trade_id: None,
+        volume_24h: None,
+        exchange_time: datetime!(2026-03-01 00:00 UTC) + time::Duration::seconds(second),
+        received_time: datetime!(2026-03-01 00:00 UTC) + time::Duration::seconds(second),
+    };
+    let rate = dec!(60000) / dec!(60060);
+    // 100.05 USDT is 99.95 USD: under the threshold (at par it would fire).
+    evaluator
+        .on_tick(&tick("USDT", dec!(100.05), 1))
+        .await
+        .unwrap();
+    // USDC has no rate here: its tick is skipped, not taken at par.
+    evaluator
+        .on_tick(&tick("USDC", dec!(1000), 2))
+        .await
+        .unwrap();
+    assert!(recorder.0.lock().unwrap().is_empty());
+    // 100.2 USDT is 100.0999 USD: over it.
+    evaluator
+        .on_tick(&tick("USDT", dec!(100.2), 3))
+        .await
+        .unwrap();
+    assert_eq!(*recorder.0.lock().unwrap(), [(alert, dec!(100.2) * rate)]);
+}
