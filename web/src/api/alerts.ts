@@ -1,0 +1,72 @@
+// Alerts in words, and the fired ones as they come: the toasts and the alerts page
+// both read this store, so a firing shows on every page.
+import { useSyncExternalStore } from 'react';
+
+export interface Fired {
+  alertId: string;
+  coin: string;
+  observation: unknown;
+  receivedAt: number;
+}
+
+let fired: Fired[] = [];
+const listeners = new Set<() => void>();
+
+export function recordFired(alert: Omit<Fired, 'receivedAt'>) {
+  fired = [{ ...alert, receivedAt: Date.now() }, ...fired].slice(0, 50);
+  for (const listener of listeners) listener();
+}
+
+export function useFired(): Fired[] {
+  return useSyncExternalStore(
+    (listener) => {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    () => fired,
+  );
+}
+
+type Json = Record<string, unknown>;
+
+function str(value: unknown): string {
+  return typeof value === 'string' || typeof value === 'number' ? String(value) : '?';
+}
+
+/** A stored condition (`{"PriceAbove": {"threshold": "70000"}}`) in words. */
+export function describeCondition(condition: unknown): string {
+  if (!condition || typeof condition !== 'object') return 'an unknown condition';
+  const [kind, raw] = Object.entries(condition as Json)[0] ?? [];
+  const v = (raw ?? {}) as Json;
+  switch (kind) {
+    case 'PriceAbove':
+      return `price at or above ${str(v.threshold)} USD`;
+    case 'PriceBelow':
+      return `price at or below ${str(v.threshold)} USD`;
+    case 'Change24h':
+      return `24 h change reaches ${str(v.percent)} %`;
+    case 'MoveWithin':
+      return `moves ${str(v.percent)} % within ${str(v.window_minutes)} min`;
+    case 'VolumeSpike':
+      return `volume ${str(v.factor)}× usual within ${str(v.window_minutes)} min`;
+    case 'CrossesAverage':
+      return `price crosses ${str(v.direction).toLowerCase()} its ${str(v.average).toUpperCase()}(${str(v.period)})`;
+    case 'SentimentBelow':
+      return `sentiment at or below ${str(v.score)}`;
+    case 'SentimentAbove':
+      return `sentiment at or above ${str(v.score)}`;
+    default:
+      return kind ?? 'an unknown condition';
+  }
+}
+
+/** What the evaluator saw when it fired: `{value, reference, previous, at}`. */
+export function describeObservation(observation: unknown): string {
+  if (!observation || typeof observation !== 'object') return '';
+  const o = observation as Json;
+  const parts: string[] = [];
+  if (o.value !== undefined) parts.push(`value ${str(o.value)}`);
+  if (o.reference !== undefined && o.reference !== null) parts.push(`reference ${str(o.reference)}`);
+  if (typeof o.at === 'string') parts.push(`at ${o.at.slice(0, 19).replace('T', ' ')} UTC`);
+  return parts.join(', ');
+}

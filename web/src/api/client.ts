@@ -1,0 +1,157 @@
+// The one GraphQL client: queries and mutations over POST /graphql, subscriptions over
+// graphql-ws on /graphql/ws, both carrying the session's access token (refreshed
+// before it expires by the auth exchange). A dropped socket reconnects by itself, and
+// `useLive()` tells the page so.
+import { Client, cacheExchange, fetchExchange, subscriptionExchange } from 'urql';
+import { authExchange } from '@urql/exchange-auth';
+import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
+import { useSyncExternalStore } from 'react';
+import { graphql } from '../gql';
+import { session, type AuthPayloadLike } from './session';
+
+export const RefreshMutation = graphql(`
+  mutation Refresh($refreshToken: String!) {
+    refreshToken(refreshToken: $refreshToken) {
+      ...AuthFields
+    }
+  }
+`);
+
+export const AuthFields = graphql(`
+  fragment AuthFields on AuthPayload {
+    accessToken
+    accessTokenExpiresAt
+    refreshToken
+    refreshTokenExpiresAt
+    user {
+      id
+      username
+      displayName
+      theme
+      baseCurrency
+    }
+  }
+`);
+
+/**
+ * The live connection: `idle` while no page subscribes, `connecting`, `live`, and
+ * `dropped` while it retries after a connection was lost.
+ */
+export type LiveState = 'idle' | 'connecting' | 'live' | 'dropped';
+let live: LiveState = 'idle';
+const liveListeners = new Set<() => void>();
+function setLive(state: LiveState) {
+  if (live === state) return;
+  live = state;
+  for (const listener of liveListeners) listener();
+}
+export function useLive(): LiveState {
+  return useSyncExternalStore(
+    (listener) => {
+      liveListeners.add(listener);
+      return () => liveListeners.delete(listener);
+    },
+    () => live,
+  );
+}
+
+function endpoint(path: string, ws = false): string {
+  const { protocol, host } = window.location;
+  if (!ws) return `${protocol}//${host}${path}`;
+  return `${protocol === 'https:' ? 'wss:' : 'ws:'}//${host}${path}`;
+}
+
+function credentials(): Record<string, string> {
+  const token = session.accessToken;
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+let wsClient: WsClient | undefined;
+
+function socket(): WsClient {
+  if (!wsClient) setLive('connecting');
+  wsClient ??= createWsClient({
+    url: endpoint('/graphql/ws', true),
+    // Read at each (re)connection: a refreshed token is used from the next one.
+    connectionParams: async () => {
+      if (session.needsRefresh()) await session.refresh();
+      return credentials();
+    },
+    lazy: true,
+    retryAttempts: Number.POSITIVE_INFINITY,
+    shouldRetry: () => true,
+    retryWait: async (retries) => {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000 * 2 ** retries, 15_000)));
+    },
+    on: {
+      connected: () => setLive('live'),
+      closed: (event) => {
+        // 1000: closed on purpose (no subscription left); anything else was lost.
+        const code = (event as { code?: number } | undefined)?.code;
+        if (code === 1000) setLive('idle');
+        else if (live === 'live') setLive('dropped');
+      },
+      error: () => setLive('dropped'),
+    },
+  });
+  return wsClient;
+}
+
+/** Starts the socket again: after signing in or out, its credential changed. */
+export function restartSocket() {
+  wsClient?.terminate();
+  wsClient = undefined;
+  setLive('idle');
+}
+
+// The refresh goes around the auth exchange (it would wait for itself).
+const bare = new Client({ url: '/graphql', exchanges: [fetchExchange], requestPolicy: 'network-only' });
+
+async function refreshCall(refreshToken: string): Promise<AuthPayloadLike | null> {
+  const result = await bare.mutation(RefreshMutation, { refreshToken }).toPromise();
+  if (result.data?.refreshToken) return result.data.refreshToken;
+  const code = result.error?.graphQLErrors[0]?.extensions?.code;
+  // Refused (ended, reused, expired): signed out. Anything else: try again later.
+  if (code === 'UNAUTHENTICATED' || code === 'VALIDATION' || code === 'NOT_FOUND') return null;
+  throw new Error(result.error?.message ?? 'no answer');
+}
+session.setRefreshCall(refreshCall);
+
+export function makeClient(): Client {
+  return new Client({
+    url: endpoint('/graphql'),
+    // Reads go to the network first so the numbers are never stale, and stay cached
+    // for the moment a page is left and opened again.
+    requestPolicy: 'cache-and-network',
+    exchanges: [
+      cacheExchange,
+      authExchange(async (utils) => ({
+        addAuthToOperation(operation) {
+          const headers = credentials();
+          return Object.keys(headers).length ? utils.appendHeaders(operation, headers) : operation;
+        },
+        willAuthError() {
+          return session.needsRefresh();
+        },
+        didAuthError(error) {
+          return error.graphQLErrors.some((e) => e.extensions?.code === 'UNAUTHENTICATED');
+        },
+        async refreshAuth() {
+          if (session.storedRefreshToken()) await session.refresh();
+        },
+      })),
+      fetchExchange,
+      subscriptionExchange({
+        forwardSubscription(request) {
+          const input = { ...request, query: request.query ?? '' };
+          return {
+            subscribe(sink) {
+              const unsubscribe = socket().subscribe(input, sink);
+              return { unsubscribe };
+            },
+          };
+        },
+      }),
+    ],
+  });
+}
