@@ -1,8 +1,8 @@
-import { Suspense, lazy, useEffect, useMemo, useRef } from 'react';
+import { Suspense, lazy, useEffect, useMemo, useRef, useState } from 'react';
 import { NavLink, Route, Routes, useNavigate } from 'react-router-dom';
 import { Provider, useMutation } from 'urql';
 import { graphql } from './gql';
-import { makeClient, restartSocket, useLive, type LiveState } from './api/client';
+import { makeClient, onSocketReplaced, restartSocket, useLive, type LiveState } from './api/client';
 import { session, useSession } from './api/session';
 import { setTheme, useTheme } from './theme';
 import { AlertToasts } from './components/AlertToasts';
@@ -34,11 +34,16 @@ const LogoutMutation = graphql(`
 export function App() {
   const state = useSession();
   const userId = state.status === 'signed-in' ? state.user.id : undefined;
+  // After the socket's credential was refused and renewed: subscribe again.
+  const [generation, setGeneration] = useState(0);
+  useEffect(() => onSocketReplaced(() => setGeneration((g) => g + 1)), []);
   // A client per user: nothing one user read stays in the cache for the next.
   const client = useMemo(() => {
     restartSocket();
     return makeClient();
-  }, [userId]);
+    // generation: a new socket's subscriptions start from a new client.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [userId, generation]);
 
   useEffect(() => {
     if (state.status === 'restoring') void session.refresh();

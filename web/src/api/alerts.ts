@@ -1,6 +1,7 @@
 // Alerts in words, and the fired ones as they come: the toasts and the alerts page
 // both read this store, so a firing shows on every page.
 import { useSyncExternalStore } from 'react';
+import { session } from './session';
 
 export interface Fired {
   alertId: string;
@@ -10,12 +11,27 @@ export interface Fired {
 }
 
 let fired: Fired[] = [];
+/** How many fired since the page loaded (the list keeps the newest 50). */
+let firedCount = 0;
 const listeners = new Set<() => void>();
 
 export function recordFired(alert: Omit<Fired, 'receivedAt'>) {
   fired = [{ ...alert, receivedAt: Date.now() }, ...fired].slice(0, 50);
+  firedCount += 1;
   for (const listener of listeners) listener();
 }
+
+export function firedSoFar(): number {
+  return firedCount;
+}
+
+// The next user of this tab does not see the last one's alerts.
+session.subscribe(() => {
+  if (session.getSnapshot().status !== 'signed-in' && fired.length) {
+    fired = [];
+    for (const listener of listeners) listener();
+  }
+});
 
 export function useFired(): Fired[] {
   return useSyncExternalStore(

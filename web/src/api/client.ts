@@ -90,11 +90,40 @@ function socket(): WsClient {
         const code = (event as { code?: number } | undefined)?.code;
         if (code === 1000) setLive('idle');
         else if (live === 'live') setLive('dropped');
+        // The server refused the connection's credential (4401, 4403, or 1002/4400 for
+        // a bad init): graphql-ws gives up on those, so get a new token and start over.
+        if (code === 4401 || code === 4403 || code === 4400 || code === 1002) void recoverCredential();
       },
       error: () => setLive('dropped'),
     },
   });
   return wsClient;
+}
+
+let recovering = false;
+let lastRecovery = 0;
+/** After a refused credential: a fresh token (or signed out), then a new socket. */
+async function recoverCredential() {
+  if (recovering) return;
+  recovering = true;
+  // At most one attempt every 5 s: a server that keeps refusing is not hammered.
+  const wait = lastRecovery + 5_000 - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  lastRecovery = Date.now();
+  try {
+    if (session.storedRefreshToken()) await session.refresh();
+    setLive('dropped');
+    socketListeners.forEach((listener) => listener());
+  } finally {
+    recovering = false;
+  }
+}
+
+const socketListeners = new Set<() => void>();
+/** Called when the socket had to be replaced: the app makes a new client and resubscribes. */
+export function onSocketReplaced(listener: () => void): () => void {
+  socketListeners.add(listener);
+  return () => socketListeners.delete(listener);
 }
 
 /** Starts the socket again: after signing in or out, its credential changed. */
@@ -105,14 +134,14 @@ export function restartSocket() {
 }
 
 // The refresh goes around the auth exchange (it would wait for itself).
-const bare = new Client({ url: '/graphql', exchanges: [fetchExchange], requestPolicy: 'network-only' });
+const bare = new Client({ url: '/graphql', exchanges: [fetchExchange], requestPolicy: 'network-only', preferGetMethod: false });
 
 async function refreshCall(refreshToken: string): Promise<AuthPayloadLike | null> {
   const result = await bare.mutation(RefreshMutation, { refreshToken }).toPromise();
   if (result.data?.refreshToken) return result.data.refreshToken;
   const code = result.error?.graphQLErrors[0]?.extensions?.code;
   // Refused (ended, reused, expired): signed out. Anything else: try again later.
-  if (code === 'UNAUTHENTICATED' || code === 'VALIDATION' || code === 'NOT_FOUND') return null;
+  if (code === 'UNAUTHENTICATED' || code === 'FORBIDDEN' || code === 'VALIDATION' || code === 'NOT_FOUND') return null;
   throw new Error(result.error?.message ?? 'no answer');
 }
 session.setRefreshCall(refreshCall);
@@ -120,6 +149,8 @@ session.setRefreshCall(refreshCall);
 export function makeClient(): Client {
   return new Client({
     url: endpoint('/graphql'),
+    // POST only: the API refuses GET (a GET would carry tokens in the URL).
+    preferGetMethod: false,
     // Reads go to the network first so the numbers are never stale, and stay cached
     // for the moment a page is left and opened again.
     requestPolicy: 'cache-and-network',
@@ -138,6 +169,7 @@ export function makeClient(): Client {
         },
         async refreshAuth() {
           if (session.storedRefreshToken()) await session.refresh();
+          else if (session.getSnapshot().status === 'signed-in') session.signOut();
         },
       })),
       fetchExchange,

@@ -69,3 +69,14 @@ export function isAbout(problem: ApiProblem | undefined, field: string): boolean
   if (problem?.code !== 'VALIDATION' || !problem.field) return false;
   return problem.field === field || problem.field.startsWith(`${field}.`) || problem.field.endsWith(`.${field}`);
 }
+
+/**
+ * An onSubmit handler that reads the form and keeps what was typed: a form given to
+ * React 19's `action` is reset as soon as the action returns, errors or not.
+ */
+export function formSubmit(submit: (form: FormData) => Promise<void>) {
+  return (event: { preventDefault(): void; currentTarget: HTMLFormElement }) => {
+    event.preventDefault();
+    void submit(new FormData(event.currentTarget));
+  };
+}

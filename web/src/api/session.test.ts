@@ -88,4 +88,29 @@ describe('the session', () => {
       vi.useRealTimers();
     }
   });
+
+  it('stays signed out when a refresh in flight answers after sign-out', async () => {
+    const session = new Session(localStorage);
+    session.signIn(payload(1));
+    let answer: (value: AuthPayloadLike) => void = () => {};
+    session.setRefreshCall(() => new Promise((resolve) => (answer = resolve)));
+    const refreshing = session.refresh();
+    session.signOut();
+    answer(payload(2));
+    expect(await refreshing).toBe(false);
+    expect(session.getSnapshot().status).toBe('anonymous');
+    expect(localStorage.getItem('coinfold.refreshToken')).toBeNull();
+  });
+
+  it('starts anonymous when the server cannot be reached at load', async () => {
+    localStorage.setItem('coinfold.refreshToken', 'refresh-0');
+    const session = new Session(localStorage);
+    session.setRefreshCall(async () => {
+      throw new Error('offline');
+    });
+    expect(await session.refresh()).toBe(false);
+    expect(session.getSnapshot().status).toBe('anonymous');
+    // The token is kept: the next load tries it again.
+    expect(localStorage.getItem('coinfold.refreshToken')).toBe('refresh-0');
+  });
 });

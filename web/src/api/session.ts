@@ -40,6 +40,8 @@ export class Session {
   private listeners = new Set<Listener>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private inflight: Promise<boolean> | undefined;
+  /** Bumped by signOut: a refresh that started before answers into the void. */
+  private epoch = 0;
   private refreshCall: RefreshCall | undefined;
 
   constructor(private storage: Storage | undefined) {
@@ -88,6 +90,7 @@ export class Session {
   }
 
   signOut() {
+    this.epoch += 1;
     this.storage?.removeItem(REFRESH_KEY);
     clearTimeout(this.timer);
     this.set({ status: 'anonymous' });
@@ -104,10 +107,15 @@ export class Session {
   private async rotate(): Promise<boolean> {
     const call = this.refreshCall;
     if (!call) return false;
+    const epoch = this.epoch;
+    // Inside the lock: read the newest token, and store its successor before the lock
+    // is released, so the next tab in line presents that one.
     const run = async () => {
       const token = this.storedRefreshToken();
       if (!token) return null;
-      return call(token);
+      const answer = await call(token);
+      if (answer && epoch === this.epoch) this.storage?.setItem(REFRESH_KEY, answer.refreshToken);
+      return answer;
     };
     let payload: AuthPayloadLike | null;
     try {
@@ -116,9 +124,12 @@ export class Session {
           ? await navigator.locks.request('coinfold.refresh', run)
           : await run();
     } catch {
-      // The network is down: keep the session, try again on the next request.
+      // The network is down: keep the session, try again on the next request; a
+      // reload that cannot reach the server starts anonymous rather than wait.
+      if (this.state.status === 'restoring') this.set({ status: 'anonymous' });
       return false;
     }
+    if (epoch !== this.epoch) return false;
     if (!payload) {
       this.signOut();
       return false;
@@ -141,6 +152,13 @@ export class Session {
 }
 
 export const session = new Session(typeof localStorage === 'undefined' ? undefined : localStorage);
+
+// Signed out in another tab: this one too.
+if (typeof window !== 'undefined') {
+  window.addEventListener('storage', (event) => {
+    if (event.key === REFRESH_KEY && event.newValue === null && session.getSnapshot().status === 'signed-in') session.signOut();
+  });
+}
 
 export function useSession(): SessionState {
   return useSyncExternalStore(session.subscribe, session.getSnapshot);

@@ -2,7 +2,7 @@
 // (kept 15 s, or until closed), and the alerts list hears of it too.
 import { useEffect, useRef, useState } from 'react';
 import { Link } from 'react-router-dom';
-import { useSubscription } from 'urql';
+import { useClient } from 'urql';
 import { graphql } from '../gql';
 import { describeObservation, recordFired } from '../api/alerts';
 
@@ -26,15 +26,21 @@ let counter = 0;
 
 export function AlertToasts() {
   const [toasts, setToasts] = useState<Toast[]>([]);
-  const [{ data }] = useSubscription({ query: AlertTriggered });
+  const client = useClient();
   const timers = useRef(new Set<ReturnType<typeof setTimeout>>());
   useEffect(() => {
     const pending = timers.current;
     return () => pending.forEach(clearTimeout);
   }, []);
+  // Each message on its own (several may come between two renders).
   useEffect(() => {
-    const fired = data?.alertTriggered;
-    if (!fired) return;
+    const subscription = client.subscription(AlertTriggered, {}).subscribe((result) => {
+      const fired = result.data?.alertTriggered;
+      if (fired) show(fired);
+    });
+    return () => subscription.unsubscribe();
+  }, [client]);
+  function show(fired: { alertId: string; coin: string; observation: unknown }) {
     recordFired(fired);
     const key = ++counter;
     setToasts((current) => [...current.slice(-4), { key, coin: fired.coin, text: describeObservation(fired.observation) }]);
@@ -43,7 +49,7 @@ export function AlertToasts() {
       setToasts((current) => current.filter((t) => t.key !== key));
     }, 15_000);
     timers.current.add(timer);
-  }, [data]);
+  }
   return (
     <div className="toasts" role="region" aria-label="Alerts that fired" aria-live="assertive">
       {toasts.map((toast) => (

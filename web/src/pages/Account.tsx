@@ -4,7 +4,7 @@ import { useState } from 'react';
 import { useMutation, useQuery } from 'urql';
 import { graphql } from '../gql';
 import { session } from '../api/session';
-import { describe, problemOf, type ApiProblem } from '../api/errors';
+import { describe, formSubmit, problemOf, type ApiProblem } from '../api/errors';
 import { ErrorNote } from '../components/ErrorNote';
 import { Field } from './SignIn';
 import { setTheme } from '../theme';
@@ -128,7 +128,7 @@ function Profile(props: { displayName: string; bio: string }) {
     if (result.data) session.updateUser({ displayName: result.data.updateProfile.displayName });
   };
   return (
-    <form className="card stack-form" action={(form) => void submit(form)}>
+    <form className="card stack-form" onSubmit={formSubmit(submit)}>
       <h2>Profile</h2>
       <label htmlFor="displayName">
         Display name
@@ -166,7 +166,7 @@ function Preferences(props: { baseCurrency: string; theme: 'DARK' | 'LIGHT' | 'S
     }
   };
   return (
-    <form className="card stack-form" action={(form) => void submit(form)}>
+    <form className="card stack-form" onSubmit={formSubmit(submit)}>
       <h2>Preferences</h2>
       <label htmlFor="baseCurrency">
         Base currency
@@ -209,7 +209,7 @@ function Password() {
     setSaved(!result.error);
   };
   return (
-    <form className="card stack-form" action={(form) => void submit(form)}>
+    <form className="card stack-form" onSubmit={formSubmit(submit)}>
       <h2>Password</h2>
       <Field name="currentPassword" label="Current password" type="password" autoComplete="current-password" problem={problem} />
       <Field name="newPassword" label="New password" type="password" hint="12 characters or more; other sessions end" autoComplete="new-password" problem={problem} />
@@ -256,7 +256,7 @@ function ApiKeys(props: { keys: Key[]; next: string | null; onMore: (after: stri
     <section className="card">
       <h2>API keys</h2>
       <p className="muted">For programs: send the key as the <code>X-Api-Key</code> header. An API key cannot change the password or make more keys.</p>
-      <form className="row" action={(form) => void submit(form)}>
+      <form className="row" onSubmit={formSubmit(submit)}>
         <Field name="name" label="Key name" problem={problem} />
         <button type="submit">Create API key</button>
       </form>

@@ -4,8 +4,8 @@ import { useEffect, useState } from 'react';
 import { useMutation, useQuery } from 'urql';
 import { graphql } from '../gql';
 import type { AlertConditionInput } from '../gql/graphql';
-import { describe, isAbout, problemOf, type ApiProblem } from '../api/errors';
-import { describeCondition, describeObservation, useFired } from '../api/alerts';
+import { describe, formSubmit, isAbout, problemOf, type ApiProblem } from '../api/errors';
+import { describeCondition, describeObservation, firedSoFar, useFired } from '../api/alerts';
 import { ErrorNote } from '../components/ErrorNote';
 import { utc } from '../format';
 
@@ -112,9 +112,10 @@ export default function Alerts() {
   const [{ data, error }, refetch] = useQuery({ query: AlertList, variables: { after } });
   const fired = useFired();
   // A firing changes an alert's state: read the list again.
+  const count = fired.length ? firedSoFar() : 0;
   useEffect(() => {
-    if (fired.length) refetch({ requestPolicy: 'network-only' });
-  }, [fired.length, refetch]);
+    if (count) refetch({ requestPolicy: 'network-only' });
+  }, [count, refetch]);
   const reload = () => setTimeout(() => refetch({ requestPolicy: 'network-only' }), 300);
   const page = data?.alerts;
   return (
@@ -171,7 +172,7 @@ function NewAlert({ onCreated }: { onCreated: () => void }) {
   return (
     <section className="card">
       <h1>New alert</h1>
-      <form className="grid" action={(form) => void submit(form)}>
+      <form className="grid" onSubmit={formSubmit(submit)}>
         <label htmlFor="alert-coin">
           Coin
           <input id="alert-coin" name="coin" required defaultValue="BTC" aria-invalid={invalid('coin')} />

@@ -97,7 +97,7 @@ function LivePrice(props: { symbol: string; quote: string; initial?: string | nu
     const update = data?.prices;
     if (!update || update.coin !== props.symbol || update.quote !== props.quote) return;
     setLive((before) => {
-      if (before && before.at > update.at) return before;
+      if (before && Date.parse(before.at) > Date.parse(update.at)) return before;
       const was = Number(before?.price ?? props.initial);
       const now = Number(update.price);
       const move = now > was ? 'up' : now < was ? 'down' : 'flat';

@@ -3,7 +3,7 @@
 // watchlist star on each row.
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { Link } from 'react-router-dom';
-import { useMutation, useQuery, useSubscription } from 'urql';
+import { useClient, useMutation, useQuery } from 'urql';
 import { graphql } from '../gql';
 import type { MarketCoinsQuery } from '../gql/graphql';
 import { useSession } from '../api/session';
@@ -316,30 +316,44 @@ function PageLoader(props: { search?: string; after: string | null; onRows: (row
 /** The dollar price of each coin: the latest at load, then every change as it comes. */
 function useLivePrices(coins: string[]): Map<string, Live & { volume?: string | null }> {
   const [prices, setPrices] = useState(new Map<string, Live & { volume?: string | null }>());
-  const batch = coins.slice(0, 50);
-  const [{ data }] = useQuery({ query: LatestPrices, variables: { coins: batch }, pause: batch.length === 0 });
+  const client = useClient();
+  // The API takes at most 50 coins a request: one query and one subscription per 50.
+  const key = coins.join(',');
   useEffect(() => {
-    if (!data) return;
-    setPrices((current) => {
-      const next = new Map(current);
-      for (const p of data.prices) {
-        if (!next.has(p.coin)) next.set(p.coin, { price: p.price, at: p.exchangeTime, move: 'flat', tick: 0, volume: p.volume24H });
-      }
-      return next;
+    const all = key ? key.split(',') : [];
+    const batches: string[][] = [];
+    for (let i = 0; i < all.length; i += 50) batches.push(all.slice(i, i + 50));
+    const stops = batches.map((batch) => {
+      const latest = client.query(LatestPrices, { coins: batch }).subscribe((result) => {
+        const list = result.data?.prices;
+        if (!list) return;
+        setPrices((current) => {
+          const next = new Map(current);
+          for (const p of list) {
+            if (!next.has(p.coin)) next.set(p.coin, { price: p.price, at: p.exchangeTime, move: 'flat', tick: 0, volume: p.volume24H });
+          }
+          return next;
+        });
+      });
+      // Each update on its own: several may arrive between two renders.
+      const live = client.subscription(LivePrices, { coins: batch }).subscribe((result) => {
+        const update = result.data?.prices;
+        if (!update || update.quote !== 'USD') return;
+        setPrices((current) => {
+          const before = current.get(update.coin);
+          if (before && Date.parse(before.at) > Date.parse(update.at)) return current;
+          const move = before ? (Number(update.price) > Number(before.price) ? 'up' : Number(update.price) < Number(before.price) ? 'down' : 'flat') : 'flat';
+          const next = new Map(current);
+          next.set(update.coin, { price: update.price, at: update.at, move, tick: (before?.tick ?? 0) + 1, volume: before?.volume });
+          return next;
+        });
+      });
+      return () => {
+        latest.unsubscribe();
+        live.unsubscribe();
+      };
     });
-  }, [data]);
-  const [live] = useSubscription({ query: LivePrices, variables: { coins: batch }, pause: batch.length === 0 });
-  useEffect(() => {
-    const update = live.data?.prices;
-    if (!update || update.quote !== 'USD') return;
-    setPrices((current) => {
-      const before = current.get(update.coin);
-      if (before && before.at > update.at) return current;
-      const move = before ? (Number(update.price) > Number(before.price) ? 'up' : Number(update.price) < Number(before.price) ? 'down' : 'flat') : 'flat';
-      const next = new Map(current);
-      next.set(update.coin, { price: update.price, at: update.at, move, tick: (before?.tick ?? 0) + 1, volume: before?.volume });
-      return next;
-    });
-  }, [live.data]);
+    return () => stops.forEach((stop) => stop());
+  }, [client, key]);
   return prices;
 }

@@ -5,7 +5,7 @@ import { useNavigate } from 'react-router-dom';
 import { useMutation } from 'urql';
 import { graphql } from '../gql';
 import { session } from '../api/session';
-import { describe, isAbout, problemOf, type ApiProblem } from '../api/errors';
+import { describe, formSubmit, isAbout, problemOf, type ApiProblem } from '../api/errors';
 
 const Login = graphql(`
   mutation Login($input: LoginInput!) {
@@ -52,7 +52,7 @@ function SignInForm() {
     } else setProblem(problemOf(result.error));
   };
   return (
-    <form className="stack-form" action={(form) => void submit(form)}>
+    <form className="stack-form" onSubmit={formSubmit(submit)}>
       <h1>Sign in</h1>
       <Field name="login" label="Username or e-mail" autoComplete="username" problem={problem} />
       <Field name="password" label="Password" type="password" autoComplete="current-password" problem={problem} />
@@ -79,7 +79,7 @@ function SignUpForm() {
     } else setProblem(problemOf(result.error));
   };
   return (
-    <form className="stack-form" action={(form) => void submit(form)}>
+    <form className="stack-form" onSubmit={formSubmit(submit)}>
       <h1>Create an account</h1>
       <Field name="username" label="Username" hint="3 to 32 of a-z, 0-9, . _ -" autoComplete="username" problem={problem} />
       <Field name="email" label="E-mail" type="email" autoComplete="email" problem={problem} />

@@ -76,7 +76,7 @@ const CoinLiveCandles = graphql(`
  * `?candles=N` (100 to 1000) in the page's address (the benchmark draws 1,000).
  */
 function candleCount(): number {
-  const asked = Number(new URLSearchParams(window.location.search).get('candles'));
+  const asked = Math.floor(Number(new URLSearchParams(window.location.search).get("candles")));
   return Number.isFinite(asked) && asked >= 100 ? Math.min(asked, 1000) : 500;
 }
 /** How many of the newest candles are in view at first. */
@@ -238,6 +238,7 @@ export function CandleChart({ coin, quote }: { coin: string; quote?: string }) {
     const list = bars ?? [];
     barsRef.current = [...list];
     loadedRef.current = bars !== undefined;
+    if (bars && !markedRef.current) performance.mark('candles-data');
     handles.candles.setData(list.map(candleOf));
     handles.volume.setData(list.map((b) => volumeOf(b, c.volumeUp, c.volumeDown)));
     const precision = precisionFor(list[list.length - 1]?.close);

@@ -89,10 +89,17 @@ export function newKey(): string {
 }
 
 const DECIMAL = /^\d+(\.\d+)?$/;
+/** Thousands grouped by commas, a point for the decimals: 68,000.50. */
+const GROUPED = /^\d{1,3}(,\d{3})+(\.\d+)?$/;
 
-/** A non-negative decimal as typed (spaces and thousands commas taken out), or undefined. */
+/**
+ * A non-negative decimal as typed, or undefined. Spaces are taken out; commas only
+ * where they group thousands (68,000.50): a decimal comma (0,5) is refused rather
+ * than read as 05.
+ */
 export function decimalInput(raw: string): string | undefined {
-  const text = raw.trim().replace(/[\s,_]/g, '');
+  const text = raw.trim().replace(/[\s_]/g, '');
+  if (GROUPED.test(text)) return text.replace(/,/g, '');
   return DECIMAL.test(text) ? text : undefined;
 }
 
