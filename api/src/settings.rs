@@ -37,6 +37,23 @@ pub struct Settings {
     pub ops: OpsSettings,
     pub auth: AuthSettings,
     pub graphql: GraphqlSettings,
+    /// The dashboard's built files.
+    pub web: WebSettings,
+}
+
+/// `serve` answers every path no API route takes from `dir`: the built dashboard
+/// (`web/`, `npm run build`). Relative to the working directory.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebSettings {
+    pub dir: std::path::PathBuf,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            dir: "web/dist".into(),
+        }
+    }
 }
 
 /// `coinfold project`, `ingest` and `relay` answer `/health`, `/ready` and `/metrics` on
@@ -207,6 +224,8 @@ struct RawSettings {
     ops: OpsSettings,
     auth: AuthSettings,
     graphql: GraphqlSettings,
+    #[serde(default)]
+    web: WebSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -368,6 +387,7 @@ impl RawSettings {
                 ops: self.ops,
                 auth: self.auth,
                 graphql: self.graphql,
+                web: self.web,
             }),
             _ => Err(SettingsError::Invalid(problems)),
         }

@@ -66,7 +66,7 @@ impl App {
         let graphql = graphql_state(settings, db, state.dependencies.redis.clone())?;
         Ok(Self {
             listener,
-            router: router(state, graphql, metrics, &settings.graphql.cors_origins),
+            router: router(state, graphql, metrics, settings),
         })
     }
 
@@ -212,8 +212,10 @@ fn router(
     state: AppState,
     graphql: GraphqlState,
     metrics: MetricsState,
-    cors_origins: &[String],
+    settings: &Settings,
 ) -> Router {
+    let cors_origins = &settings.graphql.cors_origins;
+    let web_dir = settings.web.dir.clone();
     let body_limit = RequestBodyLimitLayer::new(graphql.limits.max_body_bytes);
     let mut api = Router::new()
         // POST only: a GET would run mutations too, with passwords and tokens in the URL.
@@ -225,9 +227,11 @@ fn router(
         api = api.layer(cors(cors_origins));
     }
     Router::new()
-        .route("/", get(graphql::graphiql))
+        .route("/graphiql", get(graphql::graphiql))
         .merge(probe_routes(state, metrics))
         .merge(api)
+        // Every other path: the dashboard (`/` is the app).
+        .fallback(move |request| routes::web::serve(web_dir.clone(), request))
         .layer(
             // The path only: query strings may carry tokens.
             // A client's W3C `traceparent` header is continued.

@@ -1,5 +1,6 @@
-//! HTTP routes. The GraphQL endpoint joins them with the API work (issue 6).
+//! HTTP routes beside the GraphQL endpoint: the probes and the dashboard's files.
 
 mod health;
+pub mod web;
 
 pub use health::{health, ready};
