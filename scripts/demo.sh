@@ -3,7 +3,8 @@
 # which brings the local services up (deploy/local/up.sh, idempotent), applies the
 # migrations, runs every role in one process on the shipped market and news
 # recordings, seeds two users through the GraphQL API and prints what moves, until
-# Ctrl-C. Arguments go to `coinfold demo` (e.g. --speed 10, --for-seconds 120).
+# Ctrl-C, with the dashboard (web/, built first) at http://127.0.0.1:8080/. Arguments
+# go to `coinfold demo` (e.g. --speed 10, --for-seconds 120).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,6 +15,8 @@ fi
 # The broker's build needs cmake and libclang; rdkafka's needs a C compiler. up.sh
 # installs them with the services, so run it before the first build.
 bash deploy/local/up.sh
+echo "[demo] building the dashboard (web/: npm ci, npm run build)"
+scripts/web.sh build
 echo "[demo] building coinfold (release; the first build takes several minutes)"
 cargo build --release --locked --quiet -p coinfold-api --bin coinfold
 exec target/release/coinfold demo --no-up "$@"

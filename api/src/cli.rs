@@ -124,6 +124,10 @@ pub enum Command {
         /// Stop after this many seconds (default: run until interrupted).
         #[arg(long)]
         for_seconds: Option<u64>,
+        /// The demo's database, dropped and made again (the browser tests give
+        /// theirs another name, so they never touch a running demo's).
+        #[arg(long, default_value = crate::demo::DEMO_DATABASE)]
+        database: String,
     },
     /// Import a CSV export of trades into a portfolio, all or none (as the operator).
     Import {
@@ -228,6 +232,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         no_up,
         every,
         for_seconds,
+        database,
     } = cli.command
     {
         return crate::demo::run(crate::demo::DemoOptions {
@@ -237,6 +242,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             up: !no_up,
             every: std::time::Duration::from_secs(every.max(1)),
             for_seconds,
+            database,
         })
         .await;
     }

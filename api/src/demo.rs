@@ -48,6 +48,8 @@ pub struct DemoOptions {
     pub up: bool,
     pub every: Duration,
     pub for_seconds: Option<u64>,
+    /// The database of this run, dropped and made again ([`DEMO_DATABASE`] unless told).
+    pub database: String,
 }
 
 /// The demo users' password (they are demo accounts on a loopback-only server).
@@ -82,7 +84,15 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     // on the state of an earlier run, the market would stand still until the feed passed
     // where that run stopped. So each run is a world of its own: its own database,
     // recreated, and its own topics.
-    settings.database = settings.database.with_database(DEMO_DATABASE);
+    let database = options.database.as_str();
+    if database.is_empty()
+        || !database
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        bail!("--database {database:?}: letters, digits and _ only");
+    }
+    settings.database = settings.database.with_database(database);
     settings.kafka.topic_prefix =
         format!("demo-{}.", time::OffsetDateTime::now_utc().unix_timestamp());
     // Consumer groups of its own too: a group named as an earlier run's still lists that
@@ -96,10 +106,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         use sqlx::migrate::MigrateDatabase;
         sqlx::Postgres::force_drop_database(settings.database.url.expose_secret())
             .await
-            .with_context(|| format!("dropping the previous demo database {DEMO_DATABASE}"))?;
+            .with_context(|| format!("dropping the previous demo database {database}"))?;
     }
     say(&format!(
-        "a fresh demo world: database {DEMO_DATABASE} (made again each run; your own database is not touched), topics {}*",
+        "a fresh demo world: database {database} (made again each run; your own database is not touched), topics {}*",
         settings.kafka.topic_prefix
     ));
     crate::cli::migrate(&settings).await?;
@@ -156,7 +166,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let show = async {
         let client = Client::new(address);
         say(&format!(
-            "API: http://{address}/graphql (GraphiQL at http://{address}/), subscriptions: ws://{address}/graphql/ws"
+            "dashboard: http://{address}/ (the web app, built from web/); API: http://{address}/graphql (GraphiQL at http://{address}/graphiql), subscriptions: ws://{address}/graphql/ws"
         ));
         say(&format!(
             "metrics: http://{address}/metrics, health: http://{address}/ready"
