@@ -5,13 +5,15 @@
 // P&L; sets an alert near the price and sees the toast; drags the time-travel slider
 // and sees the earlier holdings; switches theme. Each page gets a screenshot (in
 // E2E_OUT, default web/e2e/out/) and an axe-core check (no critical violations).
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import AxeBuilder from '@axe-core/playwright';
 import { CHROMIUM_ARGS, chromiumPath, root, startStack } from './stack.mjs';
 
 const out = process.env.E2E_OUT ?? join(root, 'web/e2e/out');
+// Each run's screenshots alone: a failure.png of an earlier run is gone.
+rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 const started = Date.now();
 const log = (line) => console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)} s] ${line}`);
@@ -153,6 +155,9 @@ async function main() {
     const toast = page.getByTestId('alert-toast');
     await toast.first().waitFor({ timeout: 60_000 });
     expect((await toast.first().textContent()).includes('BTC'), 'a toast says the BTC alert fired');
+    const row = page.getByTestId('alert-list').locator('tbody tr').first();
+    await poll('the alert listed as fired', async () => (await row.getAttribute('data-status')) === 'FIRED' || undefined);
+    expect((await row.textContent()).includes('price at or above'), 'the alert list says its condition in words and that it fired');
     await look(page, 'alerts');
 
     // 7. Drags the time-travel slider and sees the earlier holdings.

@@ -10,10 +10,10 @@ function form(values: Record<string, string>) {
 
 describe('alerts in words', () => {
   it('describes every stored condition', () => {
-    expect(describeCondition({ PriceAbove: { threshold: '70000' } })).toBe('price at or above 70000 USD');
-    expect(describeCondition({ MoveWithin: { percent: '3', window_minutes: 15 } })).toBe('moves 3 % within 15 min');
-    expect(describeCondition({ CrossesAverage: { average: 'Ema', period: 20, direction: 'Above' } })).toBe('price crosses above its EMA(20)');
-    expect(describeCondition({ SentimentBelow: { score: '-0.5' } })).toBe('sentiment at or below -0.5');
+    expect(describeCondition({ kind: 'PRICE_ABOVE', threshold: '70000' })).toBe('price at or above 70000 USD');
+    expect(describeCondition({ kind: 'MOVE_WITHIN', percent: '3', window_minutes: 15 })).toBe('moves 3 % within 15 min');
+    expect(describeCondition({ kind: 'CROSSES_AVERAGE', average: 'EMA', period: 20, direction: 'ABOVE' })).toBe('price crosses above its EMA(20)');
+    expect(describeCondition({ kind: 'SENTIMENT_BELOW', score: '-0.5' })).toBe('sentiment at or below -0.5');
     expect(describeCondition(null)).toBe('an unknown condition');
   });
 

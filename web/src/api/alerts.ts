@@ -49,30 +49,33 @@ function str(value: unknown): string {
   return typeof value === 'string' || typeof value === 'number' ? String(value) : '?';
 }
 
-/** A stored condition (`{"PriceAbove": {"threshold": "70000"}}`) in words. */
+/**
+ * A stored condition in words. The API sends the domain's form, tagged by `kind`:
+ * `{"kind": "PRICE_ABOVE", "threshold": "70000"}`.
+ */
 export function describeCondition(condition: unknown): string {
   if (!condition || typeof condition !== 'object') return 'an unknown condition';
-  const [kind, raw] = Object.entries(condition as Json)[0] ?? [];
-  const v = (raw ?? {}) as Json;
-  switch (kind) {
-    case 'PriceAbove':
+  const v = condition as Json;
+  switch (v.kind) {
+    case 'PRICE_ABOVE':
       return `price at or above ${str(v.threshold)} USD`;
-    case 'PriceBelow':
+    case 'PRICE_BELOW':
       return `price at or below ${str(v.threshold)} USD`;
-    case 'Change24h':
+    case 'CHANGE24H':
+    case 'CHANGE_24H':
       return `24 h change reaches ${str(v.percent)} %`;
-    case 'MoveWithin':
+    case 'MOVE_WITHIN':
       return `moves ${str(v.percent)} % within ${str(v.window_minutes)} min`;
-    case 'VolumeSpike':
+    case 'VOLUME_SPIKE':
       return `volume ${str(v.factor)}× usual within ${str(v.window_minutes)} min`;
-    case 'CrossesAverage':
+    case 'CROSSES_AVERAGE':
       return `price crosses ${str(v.direction).toLowerCase()} its ${str(v.average).toUpperCase()}(${str(v.period)})`;
-    case 'SentimentBelow':
+    case 'SENTIMENT_BELOW':
       return `sentiment at or below ${str(v.score)}`;
-    case 'SentimentAbove':
+    case 'SENTIMENT_ABOVE':
       return `sentiment at or above ${str(v.score)}`;
     default:
-      return kind ?? 'an unknown condition';
+      return typeof v.kind === 'string' ? v.kind.toLowerCase().replace(/_/g, ' ') : 'an unknown condition';
   }
 }
 
