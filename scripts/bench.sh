@@ -2,8 +2,10 @@
 # The benchmark command (BENCHMARKS.md): brings the local services up (idempotent),
 # installs wrk if missing, raises the open-files limit for the fan-out scenario, builds
 # `coinfold` and `coinfold-bench` (release) and runs every scenario, each beside its raw
-# ceiling. Arguments go to coinfold-bench: --quick (small sizes, a smoke run), --json,
-# --only commands,import,…, --subscribers N.
+# ceiling, then the dashboard's figures (web/e2e/bench.mjs: page load, a 1,000-candle
+# chart, the first page's JavaScript). Arguments go to coinfold-bench: --quick (small
+# sizes, a smoke run), --json, --only commands,import,…, --subscribers N; `--only web`
+# runs only the dashboard's figures, another `--only` skips them.
 # BENCH_PROFILE=dev builds unoptimized (CI's smoke run: no second build of the
 # workspace; its figures mean nothing).
 set -euo pipefail
@@ -32,4 +34,17 @@ esac
 echo "[bench] building coinfold and coinfold-bench ($profile)" >&2
 cargo build --profile "$profile" --locked --quiet -p coinfold-api -p coinfold-tests \
     --bin coinfold --bin coinfold-bench
-exec "target/$dir/coinfold-bench" "$@"
+# `--only web` runs only the dashboard's figures; another `--only` list skips them.
+args=" $* "
+if [[ "$args" != *" --only web "* ]]; then
+    "target/$dir/coinfold-bench" "$@"
+fi
+if [[ "$args" == *" --only "* && "$args" != *" --only web "* ]]; then
+    exit 0
+fi
+echo "[bench] the dashboard's figures (web/e2e/bench.mjs, headless chromium)" >&2
+scripts/web.sh build >&2
+scripts/web.sh browser >&2
+quick=()
+[[ "$args" == *" --quick "* ]] && quick=(--quick)
+COINFOLD_BIN="$PWD/target/$dir/coinfold" node web/e2e/bench.mjs "${quick[@]}"
