@@ -241,7 +241,7 @@ function ApiKeys(props: { keys: Key[]; next: string | null; onMore: (after: stri
     setProblem(problemOf(result.error));
     if (result.data) {
       setSecret({ name, secret: result.data.createApiKey.secret });
-      setTimeout(props.onChange, 300);
+      for (const ms of [300, 1_000, 3_000]) setTimeout(props.onChange, ms);
     }
   };
   const revokeKey = async (id: string) => {
@@ -249,7 +249,7 @@ function ApiKeys(props: { keys: Key[]; next: string | null; onMore: (after: stri
     setProblem(problemOf(result.error));
     if (!result.error) {
       setRevoked((r) => new Set(r).add(id));
-      setTimeout(props.onChange, 300);
+      for (const ms of [300, 1_000, 3_000]) setTimeout(props.onChange, ms);
     }
   };
   return (

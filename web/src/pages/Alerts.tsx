@@ -7,6 +7,7 @@ import type { AlertConditionInput } from '../gql/graphql';
 import { describe, formSubmit, isAbout, problemOf, type ApiProblem } from '../api/errors';
 import { describeCondition, describeObservation, firedSoFar, useFired } from '../api/alerts';
 import { ErrorNote } from '../components/ErrorNote';
+import { useIntentKeys } from '../api/intents';
 import { utc } from '../format';
 
 const AlertList = graphql(`
@@ -116,7 +117,10 @@ export default function Alerts() {
   useEffect(() => {
     if (count) refetch({ requestPolicy: 'network-only' });
   }, [count, refetch]);
-  const reload = () => setTimeout(() => refetch({ requestPolicy: 'network-only' }), 300);
+  // The read model follows the command a moment later: read again a few times.
+  const reload = () => {
+    for (const ms of [300, 1_000, 3_000]) setTimeout(() => refetch({ requestPolicy: 'network-only' }), ms);
+  };
   const page = data?.alerts;
   return (
     <div className="stack">
@@ -150,6 +154,7 @@ export default function Alerts() {
 function NewAlert({ onCreated }: { onCreated: () => void }) {
   const [kind, setKind] = useState<Kind>('priceAbove');
   const [{ fetching }, create] = useMutation(CreateAlert);
+  const intents = useIntentKeys();
   const [problem, setProblem] = useState<ApiProblem>();
   const [created, setCreated] = useState(false);
   const submit = async (form: FormData) => {
@@ -161,11 +166,14 @@ function NewAlert({ onCreated }: { onCreated: () => void }) {
         repeat: recurring ? 'RECURRING' : 'ONE_SHOT',
         cooldownSeconds: Number(form.get('cooldownMinutes') ?? 60) * 60,
       },
-      key: crypto.randomUUID(),
+      key: intents.keyFor([kind, Object.fromEntries(form)]),
     });
     setProblem(problemOf(result.error));
     setCreated(!result.error);
-    if (!result.error) onCreated();
+    if (!result.error) {
+      intents.done([kind, Object.fromEntries(form)]);
+      onCreated();
+    }
   };
   const invalid = (field: string) => isAbout(problem, field);
   const windowed = kind === 'moveWithin' || kind === 'volumeSpike';

@@ -8,7 +8,7 @@ import type { CostBasis, PfListQuery } from '../gql/graphql';
 import { problemOf, type ApiProblem } from '../api/errors';
 import { utc } from '../format';
 import { ErrorNote } from '../components/ErrorNote';
-import { COST_BASIS_METHODS, Field, METHOD_WORDS, fieldMessage, isFieldProblem, newKey } from '../components/portfolio/shared';
+import { COST_BASIS_METHODS, Field, METHOD_WORDS, fieldMessage, isFieldProblem, useIntentKeys } from '../components/portfolio/shared';
 import './portfolio.css';
 
 const PfList = graphql(`
@@ -142,6 +142,7 @@ function CreateForm() {
   const [local, setLocal] = useState<Record<string, string>>({});
   const [problem, setProblem] = useState<ApiProblem>();
   const [{ fetching }, create] = useMutation(PfCreate);
+  const intents = useIntentKeys();
 
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
@@ -152,7 +153,7 @@ function CreateForm() {
     }
     setLocal({});
     setProblem(undefined);
-    const result = await create({ input: { name: trimmed, currency, costBasisMethod: method }, key: newKey() });
+    const result = await create({ input: { name: trimmed, currency, costBasisMethod: method }, key: intents.keyFor([trimmed, currency, method]) });
     const receipt = result.data?.createPortfolio;
     if (receipt) {
       navigate(`/portfolios/${receipt.id}`);

@@ -298,7 +298,10 @@ export function CandleChart({ coin, quote }: { coin: string; quote?: string }) {
         list.push(bar);
         setCount(list.length);
         // The candle before closed: its indicators are in now.
-        if (last) refetchRef.current();
+        if (last) {
+          // The closed candle's indicators are folded a moment later: read again then.
+          for (const ms of [1_500, 5_000]) setTimeout(() => refetchRef.current(), ms);
+        }
       }
     };
     applyRef.current = apply;

@@ -6,7 +6,7 @@ import { graphql } from '../../gql';
 import type { ImportFormat, PfImportMutation } from '../../gql/graphql';
 import { describe, problemOf, type ApiProblem } from '../../api/errors';
 import { ErrorNote } from '../ErrorNote';
-import { newKey, useSync } from './shared';
+import { useIntentKeys, useSync } from './shared';
 
 const PfImport = graphql(`
   mutation PfImport($id: ID!, $format: ImportFormat!, $csv: String!, $key: String) {
@@ -60,6 +60,7 @@ export function CsvImport() {
   const [problem, setProblem] = useState<ApiProblem>();
   const [result, setResult] = useState<Result>();
   const [{ fetching }, run] = useMutation(PfImport);
+  const intents = useIntentKeys();
   const fileInput = useRef<HTMLInputElement>(null);
   const preview = useRef<HTMLOListElement>(null);
 
@@ -96,12 +97,13 @@ export function CsvImport() {
       setReadError('Choose a .csv file first, or drop one here.');
       return;
     }
-    const answer = await run({ id, format, csv: file.text, key: newKey() });
+    const answer = await run({ id, format, csv: file.text, key: intents.keyFor([format, file.text]) });
     const done = answer.data?.importTrades;
     if (!done) {
       setProblem(problemOf(answer.error));
       return;
     }
+    intents.done([format, file.text]);
     setResult(done);
     afterWrite(done.receipt.version);
   };

@@ -6,7 +6,7 @@ import { graphql } from '../../gql';
 import type { TradeSide } from '../../gql/graphql';
 import { problemOf, type ApiProblem } from '../../api/errors';
 import { ErrorNote } from '../ErrorNote';
-import { Field, decimalInput, fieldMessage, inputToRfc3339, isFieldProblem, newKey, nowForInput, useSync } from './shared';
+import { Field, decimalInput, fieldMessage, inputToRfc3339, isFieldProblem, nowForInput, useSync, useIntentKeys } from './shared';
 
 const PfRecordTrade = graphql(`
   mutation PfRecordTrade($id: ID!, $trade: TradeInput!, $key: String) {
@@ -54,6 +54,7 @@ export function TradeForm() {
   const [problem, setProblem] = useState<ApiProblem>();
   const [done, setDone] = useState<string>();
   const [{ fetching }, record] = useMutation(PfRecordTrade);
+  const intents = useIntentKeys();
 
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
@@ -72,16 +73,14 @@ export function TradeForm() {
     if (!at) errors.executedAt = 'A date and time, or leave it empty for now.';
     setLocal(errors);
     if (Object.keys(errors).length > 0 || !quantity || !p || !f || !at) return;
-    const result = await record({
-      id,
-      key: newKey(),
-      trade: { side, coin: symbol, quantity, price: p, quote: quote.trim().toUpperCase() || undefined, fee: f, executedAt: at },
-    });
+    const command = { id, trade: { side, coin: symbol, quantity, price: p, quote: quote.trim().toUpperCase() || undefined, fee: f, executedAt: at } };
+    const result = await record({ ...command, key: intents.keyFor(command) });
     const receipt = result.data?.recordTrade;
     if (!receipt) {
       setProblem(problemOf(result.error));
       return;
     }
+    intents.done(command);
     setDone(`Recorded: ${side === 'BUY' ? 'bought' : 'sold'} ${quantity} ${symbol} at ${p} ${quote.trim().toUpperCase() || currency}.`);
     setQty('');
     setUnitPrice('');
@@ -150,6 +149,7 @@ export function TransferForm() {
   const [done, setDone] = useState<string>();
   const [inState, transferIn] = useMutation(PfTransferIn);
   const [outState, transferOut] = useMutation(PfTransferOut);
+  const intents = useIntentKeys();
 
   const send = async (direction: 'in' | 'out') => {
     setDone(undefined);
@@ -165,15 +165,18 @@ export function TransferForm() {
     if (!at) errors.executedAt = 'A date and time, or leave it empty for now.';
     setLocal(errors);
     if (Object.keys(errors).length > 0 || !quantity || !basis || !at) return;
+    const inCommand = { id, transfer: { coin: symbol, quantity, costBasis: basis, executedAt: at } };
+    const outCommand = { id, transfer: { coin: symbol, quantity, executedAt: at } };
     const result =
       direction === 'in'
-        ? await transferIn({ id, key: newKey(), transfer: { coin: symbol, quantity, costBasis: basis, executedAt: at } })
-        : await transferOut({ id, key: newKey(), transfer: { coin: symbol, quantity, executedAt: at } });
+        ? await transferIn({ ...inCommand, key: intents.keyFor(['in', inCommand]) })
+        : await transferOut({ ...outCommand, key: intents.keyFor(['out', outCommand]) });
     const receipt = result.data && ('transferIn' in result.data ? result.data.transferIn : result.data.transferOut);
     if (!receipt) {
       setProblem(problemOf(result.error));
       return;
     }
+    intents.done(direction === 'in' ? ['in', inCommand] : ['out', outCommand]);
     setDone(direction === 'in' ? `Transferred in ${quantity} ${symbol}.` : `Transferred out ${quantity} ${symbol}.`);
     setQty('');
     setCost('');

@@ -8,7 +8,7 @@ import type { PfTransactionsQuery, TradeSide } from '../../gql/graphql';
 import { problemOf, type ApiProblem } from '../../api/errors';
 import { money, price, quantity, utc } from '../../format';
 import { ErrorNote } from '../ErrorNote';
-import { decimalInput, fieldMessage, isFieldProblem, newKey, useRefetchOnTick, useSync } from './shared';
+import { decimalInput, fieldMessage, isFieldProblem, useIntentKeys, useRefetchOnTick, useSync } from './shared';
 
 const PfTransactions = graphql(`
   query PfTransactions($id: ID!, $first: Int!, $after: String) {
@@ -190,6 +190,7 @@ function CorrectRow({ tx, onDone }: { tx: Tx; onDone: () => void }) {
   const [local, setLocal] = useState<Record<string, string>>({});
   const [problem, setProblem] = useState<ApiProblem>();
   const [{ fetching }, correct] = useMutation(PfCorrectTrade);
+  const intents = useIntentKeys();
   const base = `pf-correct-${tx.id}`;
 
   const save = async (event: React.FormEvent) => {
@@ -206,7 +207,7 @@ function CorrectRow({ tx, onDone }: { tx: Tx; onDone: () => void }) {
     if (!q || !p || !f) return;
     const result = await correct({
       id,
-      key: newKey(),
+      key: intents.keyFor([tx.id, q, p, f]),
       trade: {
         tradeId: tx.id,
         side: tx.kind as TradeSide,
@@ -281,6 +282,7 @@ function VoidRow({ tx, onDone }: { tx: Tx; onDone: () => void }) {
   const [local, setLocal] = useState<string>();
   const [problem, setProblem] = useState<ApiProblem>();
   const [{ fetching }, voidTrade] = useMutation(PfVoidTrade);
+  const intents = useIntentKeys();
   const inputId = `pf-void-${tx.id}`;
 
   const submit = async (event: React.FormEvent) => {
@@ -291,7 +293,7 @@ function VoidRow({ tx, onDone }: { tx: Tx; onDone: () => void }) {
       return;
     }
     setLocal(undefined);
-    const result = await voidTrade({ id, tradeId: tx.id, reason: reason.trim(), key: newKey() });
+    const result = await voidTrade({ id, tradeId: tx.id, reason: reason.trim(), key: intents.keyFor([tx.id, reason.trim()]) });
     const receipt = result.data?.voidTrade;
     if (!receipt) {
       setProblem(problemOf(result.error));

@@ -1,6 +1,6 @@
 // The portfolio's USD value over time (Portfolio.valueHistory), over a day, a week, a
 // month or a year; the numbers are turned into floats only to be drawn.
-import { useMemo, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { useQuery } from 'urql';
 import { Area, AreaChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { graphql } from '../../gql';
@@ -36,10 +36,18 @@ export function ValueChart() {
   const [range, setRange] = useState<RangeKey>('1D');
   const spec = RANGES.find((r) => r.key === range) ?? RANGES[1];
   // Fixed per range and per write, so the query's variables stay put between renders.
+  // The range ends now (a write of a second ago is in it) and moves on each minute.
+  const [minute, setMinute] = useState(0);
+  useEffect(() => {
+    const timer = setInterval(() => setMinute((m) => m + 1), 60_000);
+    return () => clearInterval(timer);
+  }, []);
   const { from, to } = useMemo(() => {
-    const end = Math.floor(Date.now() / 60_000) * 60_000;
+    const end = Date.now();
     return { from: new Date(end - spec.ms).toISOString(), to: new Date(end).toISOString() };
-  }, [spec, tick]);
+    // tick and minute: a new range end after a write, and each minute.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [spec, tick, minute]);
   const [{ data, error, fetching }, refetch] = useQuery({
     query: PfValue,
     variables: { id, interval: spec.interval, from, to },

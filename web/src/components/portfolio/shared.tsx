@@ -82,11 +82,7 @@ export function useRefetchOnTick(refetch: (opts: { requestPolicy: 'network-only'
 }
 
 /** A fresh idempotency key for one submission. */
-export function newKey(): string {
-  const c = globalThis.crypto as Crypto | undefined;
-  if (c && typeof c.randomUUID === 'function') return c.randomUUID();
-  return `k-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-}
+export { newKey, useIntentKeys } from '../../api/intents';
 
 const DECIMAL = /^\d+(\.\d+)?$/;
 /** Thousands grouped by commas, a point for the decimals: 68,000.50. */
