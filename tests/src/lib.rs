@@ -311,6 +311,12 @@ pub fn test_settings(topics: &TestTopics) -> Settings {
     settings.application.port = 0;
     settings.kafka.topic_prefix = topics.prefix.clone();
     settings.kafka.client_id = format!("{}client", topics.prefix);
+    // Consumer groups of its own too: tansu keeps a member that left without saying
+    // so (a test's projections dropped mid-run) in its group, and a later test joining
+    // a group of the same name waited out its session with no partition (the history
+    // test sat 60 s on an empty read model after the other stream tests had run).
+    settings.projections.group_prefix = format!("{}projections", topics.prefix);
+    settings.ingest.sentiment_group = format!("{}sentiment", topics.prefix);
     settings.readiness.timeout = Duration::from_millis(1_500);
     // Every request of a test comes from 127.0.0.1; tests that poll must not meet the
     // per-address limit (the rate-limit tests set their own).
