@@ -22,10 +22,12 @@
 //! - [`startup`]: [`startup::App::build`] binds the listener and wires the state;
 //!   `run_until_stopped(shutdown)` serves until the future completes.
 //! - [`routes`]: `/health` (liveness) and `/ready` (PostgreSQL, Redis, broker; 503
-//!   naming what is down), with the checks in [`readiness`].
+//!   naming what is down), with the checks in [`readiness`]; `routes::web`: the
+//!   dashboard's built files (`web.dir`) on every other path, `/` the app.
 //! - [`telemetry`]: JSON logs through `tracing`.
 //!
-//! - [`graphql`]: the schema served at `/graphql` and `/graphql/ws` (GraphiQL at `/`):
+//! - [`graphql`]: the schema served at `/graphql` and `/graphql/ws` (GraphiQL at
+//!   `/graphiql`):
 //!   accounts, portfolios, alerts and the watchlist, market data, subscriptions; its
 //!   error codes, cursor pages and ownership checks.
 //! - [`auth`]: access tokens (HS256 JWT), rotating refresh tokens and API keys, and the

@@ -1,6 +1,6 @@
 //! The GraphQL API: `POST /graphql` (no GET: it would run mutations with passwords
 //! and tokens in the URL), subscriptions over graphql-ws at `/graphql/ws`, GraphiQL
-//! at `/`.
+//! at `/graphiql` (`/` is the dashboard, `routes::web`).
 //!
 //! - [`error`]: [`ApiError`], the `extensions.code` of every error a resolver returns;
 //!   errors async-graphql itself raises (a parse error, an unknown field, a query
@@ -402,7 +402,12 @@ fn rate_limited(retry_after: u64) -> Response {
     response
 }
 
-/// GraphiQL, pointed at `/graphql`.
+/// GraphiQL at `/graphiql`, pointed at `/graphql` and its subscriptions at `/graphql/ws`.
 pub async fn graphiql() -> impl IntoResponse {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
 }
