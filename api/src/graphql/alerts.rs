@@ -142,7 +142,7 @@ pub struct CreateAlertInput {
 pub struct AlertView {
     pub id: ID,
     pub coin: String,
-    /// The condition as stored, e.g. `{"PriceAbove": {"threshold": "70000"}}`.
+    /// The condition as stored, tagged by `kind`, e.g. `{"kind": "PRICE_ABOVE", "threshold": "70000"}`.
     pub condition: Json<Value>,
     pub repeat: String,
     pub cooldown_seconds: i32,
