@@ -73,6 +73,10 @@ async function main() {
     }, { timeoutMs: 90_000 });
     expect(moved !== first, `the BTC price moves (${first} → ${moved})`);
     await look(page, 'market');
+    await page.getByLabel('Search coins').fill('eth');
+    await poll('the search to keep ETH only', async () => (await page.locator('tr[data-coin="ETH"]').count()) === 1 && (await page.locator('tr[data-coin="BTC"]').count()) === 0 || undefined);
+    expect(true, 'searching "eth" lists ETH and not BTC');
+    await page.getByLabel('Search coins').fill('');
 
     await page.getByRole('link', { name: /BTC/ }).first().click();
     await page.waitForURL(/\/coin\/BTC/);
@@ -85,9 +89,22 @@ async function main() {
     expect(candles > 0, `the BTC chart draws ${candles} candles`);
     await page.waitForTimeout(500);
     await look(page, 'coin-BTC');
+    await page.getByRole('group', { name: 'Candle interval' }).getByRole('button', { name: '1m' }).click();
+    const minutes = await poll('1-minute candles', async () => {
+      const interval = await chart.getAttribute('data-interval');
+      const n = Number(await chart.getAttribute('data-candles'));
+      return interval === '1m' && n > 0 ? n : undefined;
+    });
+    expect(minutes > 0, `the chart switches to 1-minute candles (${minutes})`);
 
     await page.goto(`${stack.base}/correlation`);
-    await page.getByRole('table').first().waitFor();
+    const cell = page.getByTestId('corr-BTC-ETH');
+    await cell.waitFor();
+    const correlation = await poll('a BTC/ETH correlation', async () => {
+      const value = await cell.getAttribute('data-value');
+      return value !== null ? Number(value) : undefined;
+    });
+    expect(correlation >= -1 && correlation <= 1, `the heatmap shows the BTC/ETH correlation (${correlation.toFixed(2)})`);
     await look(page, 'correlation');
 
     // 2. Signs up.
@@ -188,6 +205,12 @@ async function main() {
     await look(page, `account-${after}`);
     await page.goto(stack.base);
     await btc.waitFor();
+    await page.getByRole('button', { name: 'Add ETH to the watchlist' }).click();
+    await page.getByRole('button', { name: 'Remove ETH from the watchlist' }).waitFor();
+    await page.getByLabel('Watchlist only').check();
+    await poll('the watchlist to show ETH only', async () => (await page.locator('tbody tr[data-coin]').count()) === 1 && (await page.locator('tr[data-coin="ETH"]').count()) === 1 || undefined);
+    expect(true, 'the watchlist keeps the starred ETH');
+    await page.getByLabel('Watchlist only').uncheck();
     await look(page, `market-${after}`);
     expect(failures.length === 0, `no page errors (${failures.join('; ')})`);
     log(`passed: ${checks.length} checks`);
