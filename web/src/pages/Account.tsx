@@ -88,10 +88,16 @@ const RevokeKey = graphql(`
 `);
 
 export default function Account() {
+  // "Show more keys" adds the next page below the keys already shown.
   const [after, setAfter] = useState<string | null>(null);
+  const [earlier, setEarlier] = useState<Key[]>([]);
   const [{ data, error }, refetch] = useQuery({ query: Me, variables: { after } });
   const me = data?.me;
-  const reload = () => refetch({ requestPolicy: 'network-only' });
+  const reload = () => {
+    setEarlier([]);
+    setAfter(null);
+    refetch({ requestPolicy: 'network-only' });
+  };
   if (error) return <ErrorNote problem={problemOf(error)} />;
   if (!me) return <p className="muted">Loading…</p>;
   return (
@@ -107,7 +113,15 @@ export default function Account() {
         <Preferences baseCurrency={me.baseCurrency} theme={me.theme} notifyByEmail={me.notifyByEmail} notifyByPush={me.notifyByPush} />
         <Password />
       </div>
-      <ApiKeys keys={me.apiKeys.nodes} next={me.apiKeys.pageInfo.hasNextPage ? (me.apiKeys.pageInfo.endCursor ?? null) : null} onMore={setAfter} onChange={reload} />
+      <ApiKeys
+        keys={[...earlier, ...me.apiKeys.nodes]}
+        next={me.apiKeys.pageInfo.hasNextPage ? (me.apiKeys.pageInfo.endCursor ?? null) : null}
+        onMore={(cursor) => {
+          setEarlier((shown) => [...shown, ...me.apiKeys.nodes]);
+          setAfter(cursor);
+        }}
+        onChange={reload}
+      />
     </div>
   );
 }

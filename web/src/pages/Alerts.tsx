@@ -109,7 +109,9 @@ export function conditionOf(kind: Kind, form: FormData): AlertConditionInput {
 }
 
 export default function Alerts() {
+  // "Show more" adds the next page below the rows already shown.
   const [after, setAfter] = useState<string | null>(null);
+  const [earlier, setEarlier] = useState<AlertRow[]>([]);
   const [{ data, error }, refetch] = useQuery({ query: AlertList, variables: { after } });
   const fired = useFired();
   // A firing changes an alert's state: read the list again.
@@ -118,10 +120,14 @@ export default function Alerts() {
     if (count) refetch({ requestPolicy: 'network-only' });
   }, [count, refetch]);
   // The read model follows the command a moment later: read again a few times.
+  // After a change, from the first page again: the rows shown before may have changed.
   const reload = () => {
+    setEarlier([]);
+    setAfter(null);
     for (const ms of [300, 1_000, 3_000]) setTimeout(() => refetch({ requestPolicy: 'network-only' }), ms);
   };
   const page = data?.alerts;
+  const rows = [...earlier, ...(page?.nodes ?? [])];
   return (
     <div className="stack">
       <NewAlert onCreated={reload} />
@@ -140,9 +146,15 @@ export default function Alerts() {
       <section className="card">
         <h1>Your alerts</h1>
         {error && <ErrorNote problem={problemOf(error)} />}
-        <AlertTable alerts={page?.nodes ?? []} onChange={reload} />
+        <AlertTable alerts={rows} onChange={reload} />
         {page?.pageInfo.hasNextPage && page.pageInfo.endCursor && (
-          <button type="button" onClick={() => setAfter(page.pageInfo.endCursor ?? null)}>
+          <button
+            type="button"
+            onClick={() => {
+              setEarlier(rows);
+              setAfter(page.pageInfo.endCursor ?? null);
+            }}
+          >
             Show more alerts
           </button>
         )}
