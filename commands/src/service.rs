@@ -116,7 +116,7 @@ pub enum CommandError<E: std::error::Error> {
     Conflict,
     #[error("this idempotency key was already used for a different command")]
     IdempotencyKeyReused,
-    #[error("an idempotency key must be 1 to 255 characters")]
+    #[error("an idempotency key must be 1 to 255 characters, none of them a control character")]
     InvalidIdempotencyKey,
     /// A value that must be unique across aggregates (a username, an e-mail address).
     #[error("this {0} is already taken")]
@@ -214,7 +214,9 @@ where
         let name = command_name(&body);
         tracing::Span::current().record("command", name.as_str());
         let key = match &context.idempotency_key {
-            Some(key) if key.is_empty() || key.len() > 255 => {
+            // Control characters (a NUL above all) cannot be stored: PostgreSQL refuses
+            // them in text and JSON, which answered INTERNAL.
+            Some(key) if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) => {
                 return Err(CommandError::InvalidIdempotencyKey);
             }
             other => other.clone(),

@@ -378,8 +378,11 @@ pub async fn portfolio_value_history(
     to: OffsetDateTime,
 ) -> Result<Vec<(OffsetDateTime, Decimal)>, QueryError> {
     let Some(&(_, seconds)) = INTERVALS.iter().find(|(name, _)| *name == interval) else {
+        // Not echoed: the value may be anything, of any size.
+        let known: Vec<&str> = INTERVALS.iter().map(|(name, _)| *name).collect();
         return Err(QueryError::Invalid(format!(
-            "unknown interval {interval:?}"
+            "unknown interval: use one of {}",
+            known.join(", ")
         )));
     };
     if to < from || (to - from).whole_seconds() / seconds > 1000 {

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::error::{ApiError, command_error, user_refusal};
 use super::page::Page;
 use super::portfolio::field;
-use super::{Receipt, api, entry_id, known_coin, owned, require_user, user_context};
+use super::{Receipt, api, entry_id, known_coin, not_anothers, owned, require_user, user_context};
 
 const ALERT: &str = "Alert";
 
@@ -396,6 +396,9 @@ impl AlertMutation {
         let coin = field("coin", CoinSymbol::parse(&input.coin))?;
         let coin = known_coin(api, "coin", coin).await?;
         let alert_id = entry_id("alertId", &input.alert_id, &principal, &idempotency_key)?;
+        if input.alert_id.is_some() {
+            not_anothers(api, ALERT, "alert", alert_id, &principal).await?;
+        }
         let condition = input.condition.condition()?;
         let command = AlertCommand::Create {
             alert_id,

@@ -265,6 +265,25 @@ pub async fn owned(
     }
 }
 
+/// Ok when `uuid` names nothing yet or something of the caller's; NOT_FOUND when it is
+/// another user's, exactly as an unknown id answers elsewhere (a create with a chosen
+/// id must not tell that someone else has it).
+pub async fn not_anothers(
+    api: &Api,
+    aggregate_type: &str,
+    what: &'static str,
+    uuid: Uuid,
+    principal: &Principal,
+) -> Result<(), ApiError> {
+    let owner = history::owner(&api.pool, aggregate_type, &uuid.to_string())
+        .await
+        .map_err(ApiError::internal)?;
+    match owner {
+        Some(owner) if owner != principal.user_id => Err(ApiError::NotFound(what)),
+        _ => Ok(()),
+    }
+}
+
 /// `coin` if the market knows it (it has a price or CoinGecko lists it); VALIDATION
 /// naming `field` otherwise.
 pub async fn known_coin(api: &Api, field: &str, coin: CoinSymbol) -> Result<CoinSymbol, ApiError> {

@@ -1096,6 +1096,8 @@ impl PortfolioMutation {
         trade: TradeInput,
         idempotency_key: Option<String>,
     ) -> Result<Receipt, ApiError> {
+        // Authenticated first: an anonymous caller learns nothing from the checks below.
+        require_user(ctx)?;
         let coin = coin(ctx, "trade.coin", &trade.coin).await?;
         let trade_id = trade
             .trade_id
@@ -1128,6 +1130,7 @@ impl PortfolioMutation {
         reason: String,
         idempotency_key: Option<String>,
     ) -> Result<Receipt, ApiError> {
+        require_user(ctx)?;
         let entry: Uuid = trade_id.parse().map_err(|_| ApiError::NotFound("trade"))?;
         Self::run(
             ctx,

@@ -1,0 +1,147 @@
+//! The security and resilience probes of issue 20, one test per behaviour, through
+//! HTTP against the real services. (More items of the issue join this file as they
+//! are closed.)
+
+use coinfold_tests::{TestApp, data, error_code, spawn_app};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+/// The market knows BTC (alerts and trades need a coin with a price).
+async fn btc_is_known(pool: &PgPool) {
+    sqlx::query(
+        "INSERT INTO read.latest_prices (coin, quote, price, source, exchange_time) \
+         VALUES ('BTC', 'USD', 68000, 'test', now())",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+fn field(response: &Value) -> &str {
+    response["errors"][0]["extensions"]["field"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an error naming a field: {response}"))
+}
+
+async fn create_alert(app: &TestApp, token: &str, alert_id: &str) -> Value {
+    app.graphql(
+        "mutation($i: CreateAlertInput!) { createAlert(input: $i) { id } }",
+        json!({ "i": {
+            "alertId": alert_id,
+            "coin": "BTC",
+            "condition": { "priceAbove": "1000000" },
+        } }),
+        Some(token),
+    )
+    .await
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn an_idempotency_key_with_a_nul_byte_is_refused_as_validation(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    let alice = app.sign_up("alice").await;
+    let answer = app
+        .graphql(
+            "mutation($k: String) { createPortfolio(input: { name: \"Main\" }, idempotencyKey: $k) { id } }",
+            json!({ "k": "retry-\u{0}-1" }),
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(error_code(&answer), "VALIDATION", "{answer}");
+    assert_eq!(field(&answer), "idempotencyKey", "{answer}");
+    // Nothing was stored, and the same request with a clean key works.
+    let answer = app
+        .graphql(
+            "mutation($k: String) { createPortfolio(input: { name: \"Main\" }, idempotencyKey: $k) { id } }",
+            json!({ "k": "retry-1" }),
+            Some(&alice.token),
+        )
+        .await;
+    assert!(data(&answer, "createPortfolio")["id"].is_string());
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_bad_value_history_interval_is_named_never_echoed(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    let _projections = app.run_projections().await;
+    let alice = app.sign_up("alice").await;
+    let portfolio = app.create_portfolio(&alice.token, "Main").await;
+    // The read side has it a moment later.
+    app.eventually(
+        "query($id: ID!) { portfolio(id: $id) { id } }",
+        json!({ "id": portfolio }),
+        Some(&alice.token),
+        |r| r["data"]["portfolio"]["id"].is_string(),
+    )
+    .await;
+    let interval = format!("1m{}", "x".repeat(200_000));
+    let answer = app
+        .graphql(
+            "query($id: ID!, $i: String!) { portfolio(id: $id) { valueHistory(interval: $i, \
+               from: \"2026-01-01T00:00:00Z\", to: \"2026-01-02T00:00:00Z\") { at value } } }",
+            json!({ "id": portfolio, "i": interval }),
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(error_code(&answer), "VALIDATION", "{answer}");
+    assert_eq!(field(&answer), "interval", "{answer}");
+    let message = answer["errors"][0]["message"].as_str().unwrap();
+    assert!(!message.contains("xxxx"), "the value is echoed: {message}");
+    assert!(message.len() < 200, "{} bytes: {message}", message.len());
+    assert!(message.contains("1m, 5m, 1h"), "{message}");
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn another_users_alert_id_answers_not_found_on_create(pool: PgPool) {
+    btc_is_known(&pool).await;
+    let app = spawn_app(&pool).await;
+    let alice = app.sign_up("alice").await;
+    let bob = app.sign_up("bob").await;
+    let id = "0195b3d2-6f7a-7c3e-9a51-3f0d2b7c8e11";
+    let created = create_alert(&app, &alice.token, id).await;
+    assert_eq!(data(&created, "createAlert")["id"], id);
+
+    // Bob choosing alice's id learns nothing: NOT_FOUND, word for word what his
+    // disabling an id he does not know answers.
+    let taken = create_alert(&app, &bob.token, id).await;
+    assert_eq!(error_code(&taken), "NOT_FOUND", "{taken}");
+    let unknown = app
+        .graphql(
+            "mutation($id: ID!) { disableAlert(id: $id) { id } }",
+            json!({ "id": "0195b3d2-6f7a-7c3e-9a51-3f0d2b7c8e99" }),
+            Some(&bob.token),
+        )
+        .await;
+    assert_eq!(
+        taken["errors"][0]["message"], unknown["errors"][0]["message"],
+        "{taken} vs {unknown}"
+    );
+    // Alice reusing her own id is told it exists.
+    let again = create_alert(&app, &alice.token, id).await;
+    assert_eq!(error_code(&again), "CONFLICT", "{again}");
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn anonymous_corrections_and_voids_are_unauthenticated_first(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    let portfolio = "0195b3d2-6f7a-7c3e-9a51-3f0d2b7c8e12";
+    let correct = app
+        .graphql(
+            "mutation($p: ID!, $t: TradeInput!) { correctTrade(portfolioId: $p, trade: $t) { id } }",
+            json!({ "p": portfolio, "t": {
+                "side": "BUY", "coin": "NOPE", "quantity": "1", "price": "1",
+                "executedAt": "2026-01-01T00:00:00Z",
+            } }),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(&correct), "UNAUTHENTICATED", "{correct}");
+    let void = app
+        .graphql(
+            "mutation($p: ID!) { voidTrade(portfolioId: $p, tradeId: \"not-an-id\", reason: \"typo\") { id } }",
+            json!({ "p": portfolio }),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(&void), "UNAUTHENTICATED", "{void}");
+}
