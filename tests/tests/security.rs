@@ -145,3 +145,26 @@ async fn anonymous_corrections_and_voids_are_unauthenticated_first(pool: PgPool)
         .await;
     assert_eq!(error_code(&void), "UNAUTHENTICATED", "{void}");
 }
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn an_out_of_range_cursor_is_refused_as_validation(pool: PgPool) {
+    let app = spawn_app(&pool).await;
+    // The cursors of offsets i64::MAX and -5 (base64url of their JSON), which no page
+    // of `coins` hands out: the first overflowed and dropped the connection.
+    for cursor in ["OTIyMzM3MjAzNjg1NDc3NTgwNw", "LTU"] {
+        let answer = app
+            .graphql(
+                "query($a: String) { coins(first: 5, after: $a) { nodes { symbol } } }",
+                json!({ "a": cursor }),
+                None,
+            )
+            .await;
+        assert_eq!(error_code(&answer), "VALIDATION", "{cursor}: {answer}");
+        assert_eq!(field(&answer), "after", "{answer}");
+    }
+    // The server still answers.
+    let answer = app
+        .graphql("{ coins(first: 5) { nodes { symbol } } }", json!({}), None)
+        .await;
+    assert!(data(&answer, "coins")["nodes"].is_array());
+}

@@ -265,7 +265,15 @@ impl MarketQuery {
         after: Option<String>,
     ) -> Result<Connection<OpaqueCursor<i64>, Coin>, ApiError> {
         let page: Page<i64> = Page::new(first, after)?;
-        let offset = page.after.map_or(0, |seen| seen + 1);
+        // A cursor is the offset of the last coin seen: one from this list is never
+        // negative nor the largest i64 (its successor would overflow).
+        let offset = match page.after {
+            None => 0,
+            Some(seen) => seen
+                .checked_add(1)
+                .filter(|next| *next > 0)
+                .ok_or_else(|| ApiError::validation("after", "not a cursor of this list"))?,
+        };
         let pool = &api(ctx).pool;
         let rows: Vec<CoinRow> = match search {
             Some(text) => queries::search_coins(pool, &text, page.fetch(), offset)
