@@ -217,8 +217,23 @@ pub async fn usd_per_unit(
     })
 }
 
+/// `part` as a percentage of `whole`; None when `whole` is zero or the percentage is
+/// more than a decimal holds (a gain over a cost of 1e-18).
 fn pct(part: Decimal, whole: Decimal) -> Option<Decimal> {
-    (!whole.is_zero()).then(|| (part / whole * Decimal::ONE_HUNDRED).round_dp(4))
+    if whole.is_zero() {
+        return None;
+    }
+    part.checked_div(whole)?
+        .checked_mul(Decimal::ONE_HUNDRED)
+        .map(|p| p.round_dp(4))
+}
+
+/// A sum or product of a portfolio's figures that no decimal holds: an answer in words
+/// rather than a panic.
+fn too_large(what: &str) -> QueryError {
+    QueryError::Invalid(format!(
+        "{what} is larger than a decimal holds (about 7.9e28)"
+    ))
 }
 
 /// The portfolio valued now, from the read model.
@@ -306,15 +321,39 @@ pub async fn value_holdings(
         let coin = coin.as_str().to_owned();
         let price = prices.get(&coin).copied();
         let held = !quantity.is_zero();
-        let value = price.map(|p| (p * quantity).round_dp(8));
-        let unrealized = value.map(|v| v - cost_basis);
+        let value = match price {
+            Some(p) => Some(
+                p.checked_mul(quantity)
+                    .ok_or_else(|| too_large(&format!("the value of the {coin} held")))?
+                    .round_dp(8),
+            ),
+            None => None,
+        };
+        let unrealized = match value {
+            Some(v) => Some(
+                v.checked_sub(cost_basis)
+                    .ok_or_else(|| too_large(&format!("the unrealized gain on {coin}")))?,
+            ),
+            None => None,
+        };
         if held && price.is_none() {
             unpriced.push(coin.clone());
         }
-        usd.value += value.unwrap_or_default();
-        usd.cost_basis += cost_basis;
-        usd.realized_gain += realized_gain;
-        usd.unrealized_gain += unrealized.unwrap_or_default();
+        let add = |total: Decimal, more: Decimal, what: &str| {
+            total.checked_add(more).ok_or_else(|| too_large(what))
+        };
+        usd.value = add(
+            usd.value,
+            value.unwrap_or_default(),
+            "the portfolio's value",
+        )?;
+        usd.cost_basis = add(usd.cost_basis, cost_basis, "the portfolio's cost basis")?;
+        usd.realized_gain = add(usd.realized_gain, realized_gain, "the realized gain")?;
+        usd.unrealized_gain = add(
+            usd.unrealized_gain,
+            unrealized.unwrap_or_default(),
+            "the unrealized gain",
+        )?;
         holdings.push(HoldingValue {
             unrealized_pct: unrealized.and_then(|u| pct(u, cost_basis)),
             coin,
@@ -326,7 +365,10 @@ pub async fn value_holdings(
             unrealized_gain: unrealized,
         });
     }
-    usd.roi_pct = pct(usd.realized_gain + usd.unrealized_gain, invested);
+    usd.roi_pct = usd
+        .realized_gain
+        .checked_add(usd.unrealized_gain)
+        .and_then(|gain| pct(gain, invested));
     let ranked: Vec<&HoldingValue> = holdings
         .iter()
         .filter(|h| !h.quantity.is_zero() && h.unrealized_pct.is_some())

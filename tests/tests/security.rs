@@ -168,3 +168,42 @@ async fn an_out_of_range_cursor_is_refused_as_validation(pool: PgPool) {
         .await;
     assert!(data(&answer, "coins")["nodes"].is_array());
 }
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_tiny_cost_basis_answers_a_summary_without_panicking(pool: PgPool) {
+    btc_is_known(&pool).await;
+    let app = spawn_app(&pool).await;
+    let _projections = app.run_projections().await;
+    let alice = app.sign_up("alice").await;
+    let portfolio = app.create_portfolio(&alice.token, "Main").await;
+    let moved = app
+        .graphql(
+            "mutation($p: ID!, $t: TransferInInput!) { transferIn(portfolioId: $p, transfer: $t) { id } }",
+            json!({ "p": portfolio, "t": {
+                "coin": "BTC", "quantity": "1000000",
+                "costBasis": "0.000000000000000001",
+                "executedAt": "2026-01-01T00:00:00Z",
+            } }),
+            Some(&alice.token),
+        )
+        .await;
+    assert!(data(&moved, "transferIn")["id"].is_string(), "{moved}");
+    // Its gain over a cost of 1e-18 is no percentage a decimal holds: the summary
+    // answers with the ROI left out, and the connection stays up.
+    let answer = app
+        .eventually(
+            "query($id: ID!) { portfolio(id: $id) { summary { usd { value costBasis roiPct } \
+               holdings { coin unrealizedPct } } } }",
+            json!({ "id": portfolio }),
+            Some(&alice.token),
+            |r| r["data"]["portfolio"]["summary"]["holdings"][0]["coin"] == "BTC",
+        )
+        .await;
+    let usd = &answer["data"]["portfolio"]["summary"]["usd"];
+    assert_eq!(usd["value"], "68000000000", "{answer}");
+    assert!(usd["roiPct"].is_null(), "{answer}");
+    assert!(
+        answer["data"]["portfolio"]["summary"]["holdings"][0]["unrealizedPct"].is_null(),
+        "{answer}"
+    );
+}
