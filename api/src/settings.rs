@@ -90,6 +90,11 @@ pub struct GraphqlSettings {
     pub user_requests_per_minute: u64,
     /// Requests one client address may make per minute, signed in or not; 0: off.
     pub ip_requests_per_minute: u64,
+    /// Whether the schema answers introspection (`__schema`, `__type`): on for local
+    /// runs and the demo, off in `deploy/` (clients use `schema/schema.graphql`).
+    pub introspection: bool,
+    /// Whether `serve` answers GraphiQL at `/graphiql` (same defaults).
+    pub graphiql: bool,
     /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`;
     /// empty allows none. `COINFOLD_GRAPHQL__CORS_ORIGINS` takes a comma-separated list.
     #[serde(default)]

@@ -185,6 +185,7 @@ fn graphql_state(
         max_depth: settings.graphql.max_depth,
         max_complexity: settings.graphql.max_complexity,
         max_body_bytes: settings.graphql.max_body_bytes,
+        introspection: settings.graphql.introspection,
     };
     let hub = Hub::new(redis.clone(), &settings.kafka.topic_prefix);
     let limiter = Arc::new(RateLimiter::new(
@@ -226,8 +227,11 @@ fn router(
     if !cors_origins.is_empty() {
         api = api.layer(cors(cors_origins));
     }
-    Router::new()
-        .route("/graphiql", get(graphql::graphiql))
+    let mut router = Router::new();
+    if settings.graphql.graphiql {
+        router = router.route("/graphiql", get(graphql::graphiql));
+    }
+    router
         .merge(probe_routes(state, metrics))
         .merge(api)
         // Every other path: the dashboard (`/` is the app).

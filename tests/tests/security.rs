@@ -2,7 +2,7 @@
 //! HTTP against the real services. (More items of the issue join this file as they
 //! are closed.)
 
-use coinfold_tests::{TestApp, data, error_code, spawn_app};
+use coinfold_tests::{TestApp, data, error_code, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -206,4 +206,33 @@ async fn a_tiny_cost_basis_answers_a_summary_without_panicking(pool: PgPool) {
         answer["data"]["portfolio"]["summary"]["holdings"][0]["unrealizedPct"].is_null(),
         "{answer}"
     );
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn introspection_and_graphiql_are_settings_off_in_deployments(pool: PgPool) {
+    const INTROSPECT: &str = "{ __schema { queryType { name } } }";
+    // Local runs and the demo (base.toml): both on.
+    let open = spawn_app(&pool).await;
+    let answer = open.graphql(INTROSPECT, json!({}), None).await;
+    assert_eq!(data(&answer, "__schema")["queryType"]["name"], "Query");
+    let page = open.get("/graphiql").await.text().await.unwrap();
+    assert!(page.contains("GraphiQL IDE"), "{page}");
+
+    // deploy/ sets both off.
+    let closed = spawn_app_with(&pool, |settings| {
+        settings.graphql.introspection = false;
+        settings.graphql.graphiql = false;
+    })
+    .await;
+    let answer = closed.graphql(INTROSPECT, json!({}), None).await;
+    // async-graphql answers a disabled introspection with nothing: no type is named.
+    assert!(answer["data"]["__schema"].is_null(), "{answer}");
+    assert!(!answer.to_string().contains("\"Query\""), "{answer}");
+    let page = closed.get("/graphiql").await.text().await.unwrap();
+    assert!(!page.contains("GraphiQL IDE"), "{page}");
+    // The API itself still answers.
+    let answer = closed
+        .graphql("{ coins(first: 1) { nodes { symbol } } }", json!({}), None)
+        .await;
+    assert!(data(&answer, "coins")["nodes"].is_array());
 }

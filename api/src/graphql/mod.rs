@@ -117,12 +117,14 @@ pub struct Limits {
     pub max_complexity: usize,
     /// The largest request body, in bytes (413 above it).
     pub max_body_bytes: usize,
+    /// Whether `__schema` and `__type` answer (`graphql.introspection`).
+    pub introspection: bool,
 }
 
 pub use live::LiveSettings;
 
 pub fn schema(api: Arc<Api>, hub: Hub, limits: Limits, live: LiveSettings) -> CoinfoldSchema {
-    Schema::build(
+    let builder = Schema::build(
         Query::default(),
         Mutation::default(),
         live::LiveSubscription,
@@ -134,8 +136,14 @@ pub fn schema(api: Arc<Api>, hub: Hub, limits: Limits, live: LiveSettings) -> Co
     .extension(depth::DepthLimit {
         max: limits.max_depth,
     })
-    .limit_complexity(limits.max_complexity)
-    .finish()
+    .limit_complexity(limits.max_complexity);
+    // Clients build against schema/schema.graphql; a server open to strangers need not
+    // describe itself to them.
+    if limits.introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// The schema in SDL, as `schema/schema.graphql` holds it.
