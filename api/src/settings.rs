@@ -95,6 +95,9 @@ pub struct GraphqlSettings {
     pub introspection: bool,
     /// Whether `serve` answers GraphiQL at `/graphiql` (same defaults).
     pub graphiql: bool,
+    /// A graphql-ws connection that sends no `connection_init` within this many
+    /// milliseconds is closed (4408).
+    pub ws_init_timeout_ms: u64,
     /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`;
     /// empty allows none. `COINFOLD_GRAPHQL__CORS_ORIGINS` takes a comma-separated list.
     #[serde(default)]

@@ -186,6 +186,7 @@ fn graphql_state(
         max_complexity: settings.graphql.max_complexity,
         max_body_bytes: settings.graphql.max_body_bytes,
         introspection: settings.graphql.introspection,
+        ws_init_timeout: Duration::from_millis(settings.graphql.ws_init_timeout_ms),
     };
     let hub = Hub::new(redis.clone(), &settings.kafka.topic_prefix);
     let limiter = Arc::new(RateLimiter::new(

@@ -2,9 +2,15 @@
 //! HTTP against the real services. (More items of the issue join this file as they
 //! are closed.)
 
+use std::time::Duration;
+
+use coinfold_tests::ws::WsClient;
 use coinfold_tests::{TestApp, data, error_code, spawn_app, spawn_app_with};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The market knows BTC (alerts and trades need a coin with a price).
 async fn btc_is_known(pool: &PgPool) {
@@ -235,4 +241,47 @@ async fn introspection_and_graphiql_are_settings_off_in_deployments(pool: PgPool
         .graphql("{ coins(first: 1) { nodes { symbol } } }", json!({}), None)
         .await;
     assert!(data(&answer, "coins")["nodes"].is_array());
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn a_socket_without_connection_init_is_closed_with_4408(pool: PgPool) {
+    let app = spawn_app_with(&pool, |settings| settings.graphql.ws_init_timeout_ms = 300).await;
+    let mut request = format!("ws://{}/graphql/ws", app.address)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    // It says nothing: closed by the server, with graphql-ws's code.
+    let closed = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("the server closes within 5 s");
+    match closed {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 4408, "{frame:?}");
+        }
+        other => panic!("expected a close frame with 4408, got {other:?}"),
+    }
+
+    // A connection that does initialise stays open past the deadline: after it, a
+    // subscription still answers (the user's own events from the log's start).
+    let alice = app.sign_up("alice").await;
+    let mut client = WsClient::connect(
+        app.address,
+        json!({ "authorization": format!("Bearer {}", alice.token) }),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    client
+        .subscribe("subscription { events(after: 0) { eventType } }", json!({}))
+        .await;
+    let event = client.receive(Duration::from_secs(5)).await;
+    assert_eq!(
+        event.as_ref().map(|e| e["type"].clone()),
+        Some(json!("next")),
+        "{event:?}"
+    );
 }

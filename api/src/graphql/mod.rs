@@ -119,6 +119,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Whether `__schema` and `__type` answer (`graphql.introspection`).
     pub introspection: bool,
+    /// How long a graphql-ws connection may stay without `connection_init`.
+    pub ws_init_timeout: std::time::Duration,
 }
 
 pub use live::LiveSettings;
@@ -381,32 +383,72 @@ pub async fn ws_handler(
         .read_buffer_size(WS_READ_CHUNK)
         .max_message_size(state.limits.max_body_bytes)
         .max_frame_size(state.limits.max_body_bytes)
-        .on_upgrade(move |socket| {
-            let api = state.api.clone();
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let mut headers = HeaderMap::new();
-                    let field = |name: &str| payload.get(name).and_then(|v| v.as_str());
-                    for (name, key) in [
-                        (header::AUTHORIZATION.as_str(), "authorization"),
-                        (crate::auth::API_KEY_HEADER, "apiKey"),
-                    ] {
-                        if let Some(value) = field(key).and_then(|v| HeaderValue::from_str(v).ok())
-                        {
-                            headers.insert(name, value);
-                        }
-                    }
-                    let caller =
-                        authenticate(&headers, &api.tokens, &api.refresh, &api.users).await;
-                    if let Caller::Refused(reason) = caller {
-                        return Err(async_graphql::Error::new(reason));
-                    }
-                    let mut data = Data::default();
-                    data.insert(caller);
-                    Ok(data)
-                })
-                .serve()
+        .on_upgrade(move |socket| serve_socket(socket, state, protocol))
+}
+
+/// One graphql-ws connection. The credential comes in `connection_init`, which must
+/// arrive within `graphql.ws_init_timeout_ms`: a socket that never sends it would
+/// otherwise hold its resources for ever. Past it, the connection is closed with
+/// graphql-ws's 4408 (connection initialisation timeout).
+async fn serve_socket(
+    socket: axum::extract::ws::WebSocket,
+    state: GraphqlState,
+    protocol: GraphQLProtocol,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let (sink, stream) = socket.split();
+    // Shared: the GraphQL side writes through it, and the timeout closes with it.
+    let sink = Arc::new(tokio::sync::Mutex::new(sink));
+    let writer = futures_util::sink::unfold(sink.clone(), |sink, message| async move {
+        sink.lock().await.send(message).await?;
+        Ok::<_, axum::Error>(sink)
+    });
+    let initialised = Arc::new(AtomicBool::new(false));
+    let seen = initialised.clone();
+    let api = state.api.clone();
+    let graphql = GraphQLWebSocket::new_with_pair(writer, stream, state.schema.clone(), protocol)
+        .on_connection_init(move |payload| async move {
+            seen.store(true, Ordering::SeqCst);
+            let mut headers = HeaderMap::new();
+            let field = |name: &str| payload.get(name).and_then(|v| v.as_str());
+            for (name, key) in [
+                (header::AUTHORIZATION.as_str(), "authorization"),
+                (crate::auth::API_KEY_HEADER, "apiKey"),
+            ] {
+                if let Some(value) = field(key).and_then(|v| HeaderValue::from_str(v).ok()) {
+                    headers.insert(name, value);
+                }
+            }
+            let caller = authenticate(&headers, &api.tokens, &api.refresh, &api.users).await;
+            if let Caller::Refused(reason) = caller {
+                return Err(async_graphql::Error::new(reason));
+            }
+            let mut data = Data::default();
+            data.insert(caller);
+            Ok(data)
         })
+        .serve();
+    let deadline = async {
+        tokio::time::sleep(state.limits.ws_init_timeout).await;
+        if initialised.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = graphql => {}
+        () = deadline => {
+            metrics::counter!("coinfold_graphql_ws_init_timeouts_total").increment(1);
+            let close = axum::extract::ws::CloseFrame {
+                code: 4408,
+                reason: "Connection initialisation timeout".into(),
+            };
+            let mut sink = sink.lock().await;
+            let _ = sink.send(axum::extract::ws::Message::Close(Some(close))).await;
+            let _ = sink.close().await;
+        }
+    }
 }
 
 /// 429 with `RATE_LIMITED`, as a GraphQL error and a `Retry-After` header.
