@@ -98,6 +98,10 @@ pub struct GraphqlSettings {
     /// A graphql-ws connection that sends no `connection_init` within this many
     /// milliseconds is closed (4408).
     pub ws_init_timeout_ms: u64,
+    /// How many subscriptions one graphql-ws connection may have open at once.
+    pub max_subscriptions_per_connection: usize,
+    /// How many coins one `prices`, `candles` or `sentiment` subscription may name.
+    pub max_coins_per_subscription: usize,
     /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`;
     /// empty allows none. `COINFOLD_GRAPHQL__CORS_ORIGINS` takes a comma-separated list.
     #[serde(default)]
@@ -361,9 +365,13 @@ impl RawSettings {
         if self.graphql.max_depth == 0
             || self.graphql.max_complexity == 0
             || self.graphql.max_body_bytes == 0
+            || self.graphql.max_subscriptions_per_connection == 0
+            || self.graphql.max_coins_per_subscription == 0
         {
             problems.push(
-                "graphql.max_depth, max_complexity and max_body_bytes must be above 0".to_owned(),
+                "graphql.max_depth, max_complexity, max_body_bytes, max_subscriptions_per_connection \
+                 and max_coins_per_subscription must be above 0"
+                    .to_owned(),
             );
         }
         for origin in &self.graphql.cors_origins {

@@ -187,6 +187,7 @@ fn graphql_state(
         max_body_bytes: settings.graphql.max_body_bytes,
         introspection: settings.graphql.introspection,
         ws_init_timeout: Duration::from_millis(settings.graphql.ws_init_timeout_ms),
+        max_subscriptions: settings.graphql.max_subscriptions_per_connection,
     };
     let hub = Hub::new(redis.clone(), &settings.kafka.topic_prefix);
     let limiter = Arc::new(RateLimiter::new(
@@ -202,6 +203,7 @@ fn graphql_state(
             limits,
             graphql::LiveSettings {
                 portfolio_every: Duration::from_millis(settings.graphql.portfolio_update_ms),
+                max_coins: settings.graphql.max_coins_per_subscription,
             },
         ),
         api,

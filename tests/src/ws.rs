@@ -58,6 +58,11 @@ impl WsClient {
         id
     }
 
+    /// Ends the subscription `id` (the client's `complete`).
+    pub async fn complete(&mut self, id: &str) {
+        self.send(json!({ "id": id, "type": "complete" })).await;
+    }
+
     /// The next protocol message (pings answered), or None after `wait` or on close.
     pub async fn receive(&mut self, wait: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + wait;

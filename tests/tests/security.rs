@@ -285,3 +285,51 @@ async fn a_socket_without_connection_init_is_closed_with_4408(pool: PgPool) {
         "{event:?}"
     );
 }
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn subscriptions_per_connection_and_coins_per_subscription_are_capped(pool: PgPool) {
+    let app = spawn_app_with(&pool, |settings| {
+        settings.graphql.max_subscriptions_per_connection = 2;
+        settings.graphql.max_coins_per_subscription = 3;
+    })
+    .await;
+    let mut client = WsClient::connect(app.address, json!({})).await.unwrap();
+    let prices = "subscription($c: [String!]!) { prices(coins: $c) { coin } }";
+
+    // Four coins where three are allowed.
+    let id = client
+        .subscribe(prices, json!({ "c": ["BTC", "ETH", "SOL", "ADA"] }))
+        .await;
+    // (A resolver's refusal comes as a `next` with errors, then `complete`.)
+    let refused = client.receive(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(refused["id"], id.as_str(), "{refused}");
+    let error = &refused["payload"]["errors"][0];
+    assert_eq!(error["extensions"]["code"], "VALIDATION", "{refused}");
+    assert_eq!(error["extensions"]["field"], "coins", "{refused}");
+    let done = client.receive(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(done["type"], "complete", "{done}");
+
+    // Two open; a third is refused, naming the limit.
+    // (Subscriptions start concurrently: one at a time, so the third is the one over.)
+    let first = client.subscribe(prices, json!({ "c": ["BTC"] })).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    client.subscribe(prices, json!({ "c": ["ETH"] })).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let third = client.subscribe(prices, json!({ "c": ["SOL"] })).await;
+    let refused = client.receive(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(refused["id"], third.as_str(), "{refused}");
+    let message = refused["payload"]["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("at most 2 subscriptions"), "{refused}");
+
+    let done = client.receive(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(done["type"], "complete", "{done}");
+
+    // Completing one frees its place: the next subscription is not refused.
+    client.complete(&first).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fourth = client.subscribe(prices, json!({ "c": ["SOL"] })).await;
+    while let Some(message) = client.receive(Duration::from_millis(500)).await {
+        // (The server confirms the complete of `first`.)
+        assert_ne!(message["id"], fourth.as_str(), "{message}");
+    }
+}

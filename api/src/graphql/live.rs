@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_graphql::{Context, ID, Json, SimpleObject, Subscription};
@@ -24,7 +25,7 @@ use coinfold_commands::upcasting::upcast_payload;
 use coinfold_projections::global_log::{GlobalLog, RecordedEvent};
 use coinfold_projections::projection::notify::LOG_TOPIC;
 use coinfold_projections::queries;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -127,9 +128,13 @@ fn stream_of<T>(
     })
 }
 
-fn coins(raw: &[String]) -> Result<Vec<String>, ApiError> {
-    if raw.is_empty() || raw.len() > 50 {
-        return Err(ApiError::validation("coins", "name 1 to 50 coins"));
+fn coins(ctx: &Context<'_>, raw: &[String]) -> Result<Vec<String>, ApiError> {
+    let max = ctx.data_unchecked::<LiveSettings>().max_coins;
+    if raw.is_empty() || raw.len() > max {
+        return Err(ApiError::validation(
+            "coins",
+            format!("name 1 to {max} coins"),
+        ));
     }
     raw.iter()
         .map(|c| {
@@ -138,6 +143,65 @@ fn coins(raw: &[String]) -> Result<Vec<String>, ApiError> {
                 .map_err(|e| ApiError::validation("coins", e.to_string()))
         })
         .collect()
+}
+
+/// The subscriptions one graphql-ws connection has open, and how many it may
+/// (`graphql.max_subscriptions_per_connection`): put in the connection's data when it
+/// initialises.
+#[derive(Clone)]
+pub struct Slots {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl Slots {
+    pub fn new(max: usize) -> Self {
+        Self {
+            open: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+}
+
+/// One open subscription's place among its connection's; given back when its stream
+/// is dropped (the client completed it, or the connection closed).
+struct Slot(Option<Arc<AtomicUsize>>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(open) = &self.0 {
+            open.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Slot {
+    /// `stream`, holding this slot as long as it lives.
+    fn hold<S: Stream + Send + 'static>(self, stream: S) -> impl Stream<Item = S::Item> + use<S> {
+        stream.map(move |item| {
+            let _held = &self;
+            item
+        })
+    }
+}
+
+/// A place for one more subscription on this connection, or VALIDATION when it has
+/// as many open as it may. (Without slots, as over HTTP, there is no count.)
+fn slot(ctx: &Context<'_>) -> Result<Slot, ApiError> {
+    let Some(slots) = ctx.data_opt::<Slots>() else {
+        return Ok(Slot(None));
+    };
+    if slots.open.fetch_add(1, Ordering::SeqCst) >= slots.max {
+        slots.open.fetch_sub(1, Ordering::SeqCst);
+        return Err(ApiError::validation(
+            "subscription",
+            format!(
+                "at most {} subscriptions per connection: complete one first",
+                slots.max
+            ),
+        ));
+    }
+    Ok(Slot(Some(slots.open.clone())))
 }
 
 #[derive(Default)]
@@ -151,12 +215,13 @@ impl LiveSubscription {
         ctx: &Context<'_>,
         coins: Vec<String>,
     ) -> Result<impl Stream<Item = PriceUpdate> + use<>, ApiError> {
-        let topics: Vec<String> = self::coins(&coins)?
+        let slot = slot(ctx)?;
+        let topics: Vec<String> = self::coins(ctx, &coins)?
             .into_iter()
             .map(|c| format!("price.{c}"))
             .collect();
         let rx = listen(hub(ctx), &topics).await;
-        Ok(stream_of(rx, |v| {
+        Ok(slot.hold(stream_of(rx, |v| {
             Some(PriceUpdate {
                 coin: v["coin"].as_str()?.to_owned(),
                 quote: v["quote"].as_str()?.to_owned(),
@@ -167,7 +232,7 @@ impl LiveSubscription {
                 )
                 .ok()?,
             })
-        }))
+        })))
     }
 
     /// Every change of a coin's candles of `interval` (the open candle as it moves).
@@ -177,7 +242,8 @@ impl LiveSubscription {
         coin: String,
         interval: String,
     ) -> Result<impl Stream<Item = Json<Value>> + use<>, ApiError> {
-        let coin = self::coins(&[coin])?.remove(0);
+        let slot = slot(ctx)?;
+        let coin = self::coins(ctx, &[coin])?.remove(0);
         if !coinfold_projections::models::market::INTERVALS
             .iter()
             .any(|(name, _)| *name == interval)
@@ -185,7 +251,7 @@ impl LiveSubscription {
             return Err(ApiError::validation("interval", "one of 1m, 5m, 1h, 1d"));
         }
         let rx = listen(hub(ctx), &[format!("candle.{coin}.{interval}")]).await;
-        Ok(stream_of(rx, |v| Some(Json(v))))
+        Ok(slot.hold(stream_of(rx, |v| Some(Json(v)))))
     }
 
     /// Every article scored about `coins`.
@@ -194,12 +260,13 @@ impl LiveSubscription {
         ctx: &Context<'_>,
         coins: Vec<String>,
     ) -> Result<impl Stream<Item = Json<Value>> + use<>, ApiError> {
-        let topics: Vec<String> = self::coins(&coins)?
+        let slot = slot(ctx)?;
+        let topics: Vec<String> = self::coins(ctx, &coins)?
             .into_iter()
             .map(|c| format!("sentiment.{c}"))
             .collect();
         let rx = listen(hub(ctx), &topics).await;
-        Ok(stream_of(rx, |v| Some(Json(v))))
+        Ok(slot.hold(stream_of(rx, |v| Some(Json(v)))))
     }
 
     /// The caller's alerts as they fire (nobody else's).
@@ -207,15 +274,16 @@ impl LiveSubscription {
         &self,
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = AlertTriggered> + use<>, ApiError> {
+        let slot = slot(ctx)?;
         let principal = require_user(ctx)?;
         let rx = listen(hub(ctx), &[format!("alert.{}", principal.user_id)]).await;
-        Ok(stream_of(rx, |v| {
+        Ok(slot.hold(stream_of(rx, |v| {
             Some(AlertTriggered {
                 alert_id: ID(v["alert_id"].as_str()?.to_owned()),
                 coin: v["coin"].as_str()?.to_owned(),
                 observation: Json(v["observation"].clone()),
             })
-        }))
+        })))
     }
 
     /// One of the caller's portfolios, revalued now and on changes of its holdings or
@@ -226,6 +294,7 @@ impl LiveSubscription {
         ctx: &Context<'_>,
         id: ID,
     ) -> Result<impl Stream<Item = PortfolioSummary> + use<>, ApiError> {
+        let slot = slot(ctx)?;
         let principal = require_user(ctx)?;
         let api = api(ctx);
         let portfolio_id = owned(api, "Portfolio", "portfolio", &id, &principal).await?;
@@ -246,7 +315,7 @@ impl LiveSubscription {
             every: ctx.data_unchecked::<LiveSettings>().portfolio_every,
             sent: None,
         };
-        Ok(futures_util::stream::unfold(
+        Ok(slot.hold(futures_util::stream::unfold(
             state,
             |mut state| async move {
                 loop {
@@ -287,7 +356,7 @@ impl LiveSubscription {
                     }
                 }
             },
-        ))
+        )))
     }
 
     /// The caller's events in the global log after position `after` (0: from the
@@ -297,6 +366,7 @@ impl LiveSubscription {
         ctx: &Context<'_>,
         #[graphql(default = 0)] after: i64,
     ) -> Result<impl Stream<Item = LogEvent> + use<>, ApiError> {
+        let slot = slot(ctx)?;
         let principal = require_user(ctx)?;
         if after < 0 {
             return Err(ApiError::validation("after", "a position is 0 or more"));
@@ -314,7 +384,7 @@ impl LiveSubscription {
             owners: HashMap::new(),
             recheck: None,
         };
-        Ok(futures_util::stream::unfold(
+        Ok(slot.hold(futures_util::stream::unfold(
             state,
             |mut state| async move {
                 loop {
@@ -331,7 +401,7 @@ impl LiveSubscription {
                     }
                 }
             },
-        ))
+        )))
     }
 }
 
@@ -353,6 +423,8 @@ struct Revaluation {
 pub struct LiveSettings {
     /// The shortest time between two `portfolio(id)` summaries.
     pub portfolio_every: Duration,
+    /// The most coins one `prices`, `candles` or `sentiment` subscription may name.
+    pub max_coins: usize,
 }
 
 struct Tail {

@@ -121,6 +121,8 @@ pub struct Limits {
     pub introspection: bool,
     /// How long a graphql-ws connection may stay without `connection_init`.
     pub ws_init_timeout: std::time::Duration,
+    /// How many subscriptions one graphql-ws connection may have open.
+    pub max_subscriptions: usize,
 }
 
 pub use live::LiveSettings;
@@ -408,6 +410,7 @@ async fn serve_socket(
     let initialised = Arc::new(AtomicBool::new(false));
     let seen = initialised.clone();
     let api = state.api.clone();
+    let max_subscriptions = state.limits.max_subscriptions;
     let graphql = GraphQLWebSocket::new_with_pair(writer, stream, state.schema.clone(), protocol)
         .on_connection_init(move |payload| async move {
             seen.store(true, Ordering::SeqCst);
@@ -427,6 +430,7 @@ async fn serve_socket(
             }
             let mut data = Data::default();
             data.insert(caller);
+            data.insert(live::Slots::new(max_subscriptions));
             Ok(data)
         })
         .serve();
