@@ -102,6 +102,9 @@ pub struct GraphqlSettings {
     pub max_subscriptions_per_connection: usize,
     /// How many coins one `prices`, `candles` or `sentiment` subscription may name.
     pub max_coins_per_subscription: usize,
+    /// How often, in milliseconds, a signed-in graphql-ws connection's credential is
+    /// checked again (logout, password change, revoked key, expiry close it with 4403).
+    pub ws_credential_check_ms: u64,
     /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`;
     /// empty allows none. `COINFOLD_GRAPHQL__CORS_ORIGINS` takes a comma-separated list.
     #[serde(default)]

@@ -188,6 +188,7 @@ fn graphql_state(
         introspection: settings.graphql.introspection,
         ws_init_timeout: Duration::from_millis(settings.graphql.ws_init_timeout_ms),
         max_subscriptions: settings.graphql.max_subscriptions_per_connection,
+        ws_credential_check: Duration::from_millis(settings.graphql.ws_credential_check_ms),
     };
     let hub = Hub::new(redis.clone(), &settings.kafka.topic_prefix);
     let limiter = Arc::new(RateLimiter::new(

@@ -58,6 +58,25 @@ impl WsClient {
         id
     }
 
+    /// Reads until the server closes the connection: its close code, or None when it
+    /// stays open for `wait` (pings are answered, other messages skipped).
+    pub async fn closed(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()??;
+            match message {
+                Ok(Message::Close(frame)) => return Some(frame.map_or(1005, |f| f.code.into())),
+                Ok(Message::Text(text)) if text.contains("\"ping\"") => {
+                    self.send(json!({ "type": "pong" })).await;
+                }
+                Ok(_) => {}
+                Err(_) => return Some(1006),
+            }
+        }
+    }
+
     /// Ends the subscription `id` (the client's `complete`).
     pub async fn complete(&mut self, id: &str) {
         self.send(json!({ "id": id, "type": "complete" })).await;

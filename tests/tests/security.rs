@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use coinfold_tests::ws::WsClient;
-use coinfold_tests::{TestApp, data, error_code, spawn_app, spawn_app_with};
+use coinfold_tests::{PASSWORD, TestApp, data, error_code, spawn_app, spawn_app_with};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -332,4 +332,92 @@ async fn subscriptions_per_connection_and_coins_per_subscription_are_capped(pool
         // (The server confirms the complete of `first`.)
         assert_ne!(message["id"], fourth.as_str(), "{message}");
     }
+}
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn subscriptions_end_when_their_credential_does(pool: PgPool) {
+    let app = spawn_app_with(&pool, |settings| {
+        settings.graphql.ws_credential_check_ms = 200
+    })
+    .await;
+    let alice = app.sign_up("alice").await;
+    let events = "subscription { events(after: 0) { eventType } }";
+
+    // A session that logs out.
+    let login = app
+        .graphql(
+            "mutation($i: LoginInput!) { login(input: $i) { accessToken refreshToken } }",
+            json!({ "i": { "login": "alice", "password": PASSWORD } }),
+            None,
+        )
+        .await;
+    let session = data(&login, "login");
+    let bearer = format!("Bearer {}", session["accessToken"].as_str().unwrap());
+    let mut client = WsClient::connect(app.address, json!({ "authorization": bearer }))
+        .await
+        .unwrap();
+    client.subscribe(events, json!({})).await;
+    assert_eq!(
+        client.closed(Duration::from_millis(600)).await,
+        None,
+        "open while signed in"
+    );
+    let out = app
+        .graphql(
+            "mutation($t: String!) { logout(refreshToken: $t) }",
+            json!({ "t": session["refreshToken"] }),
+            None,
+        )
+        .await;
+    assert_eq!(data(&out, "logout"), "ENDED", "{out}");
+    assert_eq!(
+        client.closed(Duration::from_secs(3)).await,
+        Some(4403),
+        "closed after logout"
+    );
+
+    // An API key that is revoked.
+    let key = app
+        .graphql(
+            "mutation { createApiKey(name: \"bot\") { id secret } }",
+            json!({}),
+            Some(&alice.token),
+        )
+        .await;
+    let key = data(&key, "createApiKey").clone();
+    let mut client = WsClient::connect(app.address, json!({ "apiKey": key["secret"] }))
+        .await
+        .unwrap();
+    client.subscribe(events, json!({})).await;
+    assert_eq!(
+        client.closed(Duration::from_millis(600)).await,
+        None,
+        "open while the key holds"
+    );
+    let revoked = app
+        .graphql(
+            "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+            json!({ "id": key["id"] }),
+            Some(&alice.token),
+        )
+        .await;
+    assert!(
+        data(&revoked, "revokeApiKey")["id"].is_string(),
+        "{revoked}"
+    );
+    assert_eq!(
+        client.closed(Duration::from_secs(3)).await,
+        Some(4403),
+        "closed after revocation"
+    );
+
+    // An anonymous connection has nothing to lose: it stays.
+    let mut client = WsClient::connect(app.address, json!({})).await.unwrap();
+    client
+        .subscribe(
+            "subscription { prices(coins: [\"BTC\"]) { coin } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(client.closed(Duration::from_millis(800)).await, None);
 }

@@ -123,6 +123,8 @@ pub struct Limits {
     pub ws_init_timeout: std::time::Duration,
     /// How many subscriptions one graphql-ws connection may have open.
     pub max_subscriptions: usize,
+    /// How often a signed-in graphql-ws connection's credential is checked again.
+    pub ws_credential_check: std::time::Duration,
 }
 
 pub use live::LiveSettings;
@@ -392,6 +394,12 @@ pub async fn ws_handler(
 /// arrive within `graphql.ws_init_timeout_ms`: a socket that never sends it would
 /// otherwise hold its resources for ever. Past it, the connection is closed with
 /// graphql-ws's 4408 (connection initialisation timeout).
+///
+/// A signed-in connection's credential is checked again every
+/// `graphql.ws_credential_check_ms`: once it no longer holds (logout, a password
+/// change elsewhere, a revoked API key, an expired access token), the connection is
+/// closed with 4403 and its subscriptions end; the client connects again with a
+/// fresh token.
 async fn serve_socket(
     socket: axum::extract::ws::WebSocket,
     state: GraphqlState,
@@ -409,6 +417,9 @@ async fn serve_socket(
     });
     let initialised = Arc::new(AtomicBool::new(false));
     let seen = initialised.clone();
+    // The headers of a credential that was accepted, to check again.
+    let credential: Arc<std::sync::Mutex<Option<HeaderMap>>> = Arc::default();
+    let accepted = credential.clone();
     let api = state.api.clone();
     let max_subscriptions = state.limits.max_subscriptions;
     let graphql = GraphQLWebSocket::new_with_pair(writer, stream, state.schema.clone(), protocol)
@@ -428,6 +439,9 @@ async fn serve_socket(
             if let Caller::Refused(reason) = caller {
                 return Err(async_graphql::Error::new(reason));
             }
+            if matches!(caller, Caller::User(_)) {
+                *accepted.lock().unwrap_or_else(|e| e.into_inner()) = Some(headers);
+            }
             let mut data = Data::default();
             data.insert(caller);
             data.insert(live::Slots::new(max_subscriptions));
@@ -440,8 +454,32 @@ async fn serve_socket(
             std::future::pending::<()>().await;
         }
     };
+    let api = state.api.clone();
+    let every = state.limits.ws_credential_check;
+    let revoked = async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let headers = credential.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let Some(headers) = headers else { continue };
+            if let Caller::Refused(reason) =
+                authenticate(&headers, &api.tokens, &api.refresh, &api.users).await
+            {
+                return reason;
+            }
+        }
+    };
     tokio::select! {
         () = graphql => {}
+        reason = revoked => {
+            metrics::counter!("coinfold_graphql_ws_credential_ended_total").increment(1);
+            let close = axum::extract::ws::CloseFrame {
+                code: 4403,
+                reason: reason.into(),
+            };
+            let mut sink = sink.lock().await;
+            let _ = sink.send(axum::extract::ws::Message::Close(Some(close))).await;
+            let _ = sink.close().await;
+        }
         () = deadline => {
             metrics::counter!("coinfold_graphql_ws_init_timeouts_total").increment(1);
             let close = axum::extract::ws::CloseFrame {
