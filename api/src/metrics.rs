@@ -130,6 +130,11 @@ pub struct MetricsState {
 /// `/metrics`: the recorded metrics, with the projections' lag and the outbox backlog
 /// read now.
 pub async fn render(State(state): State<MetricsState>) -> impl IntoResponse {
+    // The recorder is the process's: two apps in one process (the tests run several)
+    // would otherwise set the gauges from their own databases between another's
+    // reading and rendering them. One scrape at a time reads and renders its own.
+    static SCRAPE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = SCRAPE.lock().await;
     let handle = handle();
     match tokio::time::timeout(
         STATUS_TIMEOUT,
