@@ -67,6 +67,8 @@ function credentials(): Record<string, string> {
 }
 
 let wsClient: WsClient | undefined;
+/** The server closed the socket because its token no longer holds (4403). */
+let staleCredential = false;
 
 function socket(): WsClient {
   if (!wsClient) setLive('connecting');
@@ -74,7 +76,10 @@ function socket(): WsClient {
     url: endpoint('/graphql/ws', true),
     // Read at each (re)connection: a refreshed token is used from the next one.
     connectionParams: async () => {
-      if (session.needsRefresh()) await session.refresh();
+      if (staleCredential || session.needsRefresh()) {
+        staleCredential = false;
+        await session.refresh();
+      }
       return credentials();
     },
     lazy: true,
@@ -90,9 +95,12 @@ function socket(): WsClient {
         const code = (event as { code?: number } | undefined)?.code;
         if (code === 1000) setLive('idle');
         else if (live === 'live') setLive('dropped');
-        // The server refused the connection's credential (4401, 4403, or 1002/4400 for
-        // a bad init): graphql-ws gives up on those, so get a new token and start over.
-        if (code === 4401 || code === 4403 || code === 4400 || code === 1002) void recoverCredential();
+        // 4403: the server ended the connection because its token no longer holds
+        // (expired, logged out, revoked): graphql-ws reconnects by itself, with a
+        // refreshed token (or the session ends, signed out, if the refresh is refused).
+        if (code === 4403) staleCredential = true;
+        // 4401, 4400, 1002: graphql-ws gives up on those; get a new token and start over.
+        if (code === 4401 || code === 4400 || code === 1002) void recoverCredential();
       },
       error: () => setLive('dropped'),
     },
