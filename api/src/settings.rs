@@ -105,6 +105,11 @@ pub struct GraphqlSettings {
     /// How often, in milliseconds, a signed-in graphql-ws connection's credential is
     /// checked again (logout, password change, revoked key, expiry close it with 4403).
     pub ws_credential_check_ms: u64,
+    /// The longest a `POST /graphql` request may run, in milliseconds (504 TIMEOUT).
+    pub request_timeout_ms: u64,
+    /// The longest one of the API's PostgreSQL statements may run, in milliseconds
+    /// (`statement_timeout` on `serve`'s connections; TIMEOUT). 0: no limit.
+    pub statement_timeout_ms: u64,
     /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`;
     /// empty allows none. `COINFOLD_GRAPHQL__CORS_ORIGINS` takes a comma-separated list.
     #[serde(default)]
@@ -370,10 +375,11 @@ impl RawSettings {
             || self.graphql.max_body_bytes == 0
             || self.graphql.max_subscriptions_per_connection == 0
             || self.graphql.max_coins_per_subscription == 0
+            || self.graphql.request_timeout_ms == 0
         {
             problems.push(
-                "graphql.max_depth, max_complexity, max_body_bytes, max_subscriptions_per_connection \
-                 and max_coins_per_subscription must be above 0"
+                "graphql.max_depth, max_complexity, max_body_bytes, max_subscriptions_per_connection, \
+                 max_coins_per_subscription and request_timeout_ms must be above 0"
                     .to_owned(),
             );
         }

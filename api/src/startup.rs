@@ -61,7 +61,15 @@ impl App {
         let listener = TcpListener::bind(address)
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
-        let db = connect_lazy(&settings.database);
+        // The API's statements end at graphql.statement_timeout_ms (answered TIMEOUT);
+        // the worker roles' pools (rebuilds, imports by the operator) have no such limit.
+        let db = PgPoolOptions::new()
+            .max_connections(settings.database.max_connections)
+            .acquire_timeout(settings.database.acquire_timeout)
+            .connect_lazy_with(settings.database.connect_options().options([(
+                "statement_timeout",
+                format!("{}ms", settings.graphql.statement_timeout_ms),
+            )]));
         let (state, metrics) = probes(settings, db.clone())?;
         let graphql = graphql_state(settings, db, state.dependencies.redis.clone())?;
         Ok(Self {
@@ -189,6 +197,7 @@ fn graphql_state(
         ws_init_timeout: Duration::from_millis(settings.graphql.ws_init_timeout_ms),
         max_subscriptions: settings.graphql.max_subscriptions_per_connection,
         ws_credential_check: Duration::from_millis(settings.graphql.ws_credential_check_ms),
+        request_timeout: Duration::from_millis(settings.graphql.request_timeout_ms),
     };
     let hub = Hub::new(redis.clone(), &settings.kafka.topic_prefix);
     let limiter = Arc::new(RateLimiter::new(

@@ -421,3 +421,50 @@ async fn subscriptions_end_when_their_credential_does(pool: PgPool) {
         .await;
     assert_eq!(client.closed(Duration::from_millis(800)).await, None);
 }
+
+#[sqlx::test(migrator = "coinfold_commands::store::MIGRATOR")]
+async fn slow_statements_and_requests_answer_timeout(pool: PgPool) {
+    // Another session holds the coin list: a read of it waits until it lets go.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE read.coins IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let coins = "{ coins(first: 5) { nodes { symbol } } }";
+
+    // PostgreSQL's statement_timeout on the API's connections.
+    let statements = spawn_app_with(&pool, |settings| {
+        settings.graphql.statement_timeout_ms = 300;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let answer = statements.graphql(coins, json!({}), None).await;
+    assert_eq!(error_code(&answer), "TIMEOUT", "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let message = answer["errors"][0]["message"].as_str().unwrap();
+    assert!(!message.contains("statement"), "no SQL detail: {message}");
+
+    // The whole request's limit, statements unlimited.
+    let requests = spawn_app_with(&pool, |settings| {
+        settings.graphql.statement_timeout_ms = 0;
+        settings.graphql.request_timeout_ms = 300;
+    })
+    .await;
+    let response = requests
+        .http
+        .post(requests.url("/graphql"))
+        .json(&json!({ "query": coins }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 504);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&answer), "TIMEOUT", "{answer}");
+
+    // Once the list is free, both answer.
+    holder.rollback().await.unwrap();
+    for app in [&statements, &requests] {
+        let answer = app.graphql(coins, json!({}), None).await;
+        assert!(data(&answer, "coins")["nodes"].is_array(), "{answer}");
+    }
+}

@@ -26,6 +26,9 @@ pub enum ApiError {
     RateLimited {
         retry_after_seconds: u64,
     },
+    /// The request, or one of its statements, ran past its time limit
+    /// (`graphql.request_timeout_ms`, `graphql.statement_timeout_ms`).
+    Timeout,
     /// The message is for the log, never for the client.
     Internal(String),
 }
@@ -39,6 +42,7 @@ impl ApiError {
             ApiError::Validation { .. } => "VALIDATION",
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
+            ApiError::Timeout => "TIMEOUT",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -54,6 +58,9 @@ impl ApiError {
             ApiError::RateLimited {
                 retry_after_seconds,
             } => format!("too many requests; retry after {retry_after_seconds} s"),
+            ApiError::Timeout => "the request took longer than its time limit: ask for less (a \
+                                  smaller page, a shorter range) or try again"
+                .to_owned(),
             ApiError::Internal(_) => "internal error".to_owned(),
         }
     }
@@ -66,7 +73,13 @@ impl ApiError {
     }
 
     pub fn internal(error: impl std::fmt::Display) -> Self {
-        ApiError::Internal(error.to_string())
+        let cause = error.to_string();
+        // PostgreSQL's statement_timeout (SQLSTATE 57014) is the request's limit, not a
+        // failure of the server.
+        if cause.contains("canceling statement due to statement timeout") {
+            return ApiError::Timeout;
+        }
+        ApiError::Internal(cause)
     }
 }
 

@@ -125,6 +125,8 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// How often a signed-in graphql-ws connection's credential is checked again.
     pub ws_credential_check: std::time::Duration,
+    /// The longest a request over `POST /graphql` may run.
+    pub request_timeout: std::time::Duration,
 }
 
 pub use live::LiveSettings;
@@ -350,10 +352,11 @@ pub async fn handler(
     if let Err(retry_after) = state.limiter.check(&subjects).await {
         return rate_limited(retry_after);
     }
-    let mut response = state
-        .schema
-        .execute(request.into_inner().data(caller))
-        .await;
+    let running = state.schema.execute(request.into_inner().data(caller));
+    let Ok(mut response) = tokio::time::timeout(state.limits.request_timeout, running).await else {
+        // Dropped: its statements are cancelled with their connections' futures.
+        return timed_out(state.limits.request_timeout);
+    };
     for error in &mut response.errors {
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {
@@ -491,6 +494,22 @@ async fn serve_socket(
             let _ = sink.close().await;
         }
     }
+}
+
+/// 504 with `TIMEOUT`, as a GraphQL error: the request ran past
+/// `graphql.request_timeout_ms`.
+fn timed_out(limit: std::time::Duration) -> Response {
+    metrics::counter!("coinfold_graphql_timeouts_total").increment(1);
+    tracing::warn!(
+        limit_ms = limit.as_millis() as u64,
+        "a request ran past its time limit"
+    );
+    let error = ApiError::Timeout;
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{ "message": error.message(), "extensions": { "code": error.code() } }],
+    });
+    (StatusCode::GATEWAY_TIMEOUT, axum::Json(body)).into_response()
 }
 
 /// 429 with `RATE_LIMITED`, as a GraphQL error and a `Retry-After` header.

@@ -49,6 +49,8 @@ export function describe(problem: ApiProblem): string {
       return `Someone changed this at the same time: ${problem.message}. Try again.`;
     case 'FORBIDDEN':
       return `Not allowed: ${problem.message}`;
+    case 'TIMEOUT':
+      return 'The server took too long: ask for less (a smaller page, a shorter range) or try again.';
     case 'NETWORK':
       return 'The server cannot be reached: check that coinfold is running.';
     case 'INTERNAL':
